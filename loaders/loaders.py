@@ -1,0 +1,201 @@
+"""Per-request DataLoaders: every relation is fetched in batches, values in key order."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from aiodataloader import DataLoader
+from sqlalchemy import ColumnElement, Table, func, select
+from sqlalchemy.engine import Row
+
+from database import models
+from loaders.pages import Page, PageArgs, count_statement, per_parent_statement, to_page
+from loaders.session import RequestDb
+
+TENANTS = models.Tenant.__table__
+USERS = models.User.__table__
+PRODUCTS = models.Product.__table__
+ORDERS = models.Order.__table__
+ORDER_ITEMS = models.OrderItem.__table__
+REVIEWS = models.Review.__table__
+
+BatchHook = Callable[[str, int], None]
+
+
+def _noop_hook(name: str, size: int) -> None:
+    return None
+
+
+class _TenantLoader(DataLoader):  # type: ignore[misc]
+    """Base: holds the request's database handle and reports batch sizes."""
+
+    def __init__(self, db: RequestDb, on_batch: BatchHook = _noop_hook) -> None:
+        super().__init__()
+        self.db = db
+        self.on_batch = on_batch
+
+    def tenant(self, table: Table) -> ColumnElement[bool]:
+        return table.c.tenant_id == self.db.tenant_id
+
+
+class _ByIdLoader(_TenantLoader):
+    table: Table
+
+    async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[Row[Any] | None]:
+        self.on_batch(type(self).__name__, len(keys))
+        rows = await self.db.rows(
+            select(self.table).where(self.tenant(self.table), self.table.c.id.in_(set(keys)))
+        )
+        by_id = {row.id: row for row in rows}
+        return [by_id.get(key) for key in keys]
+
+
+class UserByIdLoader(_ByIdLoader):
+    table = USERS
+
+
+class ProductByIdLoader(_ByIdLoader):
+    table = PRODUCTS
+
+
+class OrderByIdLoader(_ByIdLoader):
+    table = ORDERS
+
+
+class ReviewByIdLoader(_ByIdLoader):
+    table = REVIEWS
+
+
+class OrderItemsByOrderIdLoader(_TenantLoader):
+    async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[list[Row[Any]]]:
+        self.on_batch(type(self).__name__, len(keys))
+        rows = await self.db.rows(
+            select(ORDER_ITEMS)
+            .where(self.tenant(ORDER_ITEMS), ORDER_ITEMS.c.order_id.in_(set(keys)))
+            .order_by(ORDER_ITEMS.c.order_id, ORDER_ITEMS.c.position)
+        )
+        grouped: dict[uuid.UUID, list[Row[Any]]] = defaultdict(list)
+        for row in rows:
+            grouped[row.order_id].append(row)
+        return [grouped.get(key, []) for key in keys]
+
+
+class AverageRatingByProductIdLoader(_TenantLoader):
+    async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[float | None]:
+        self.on_batch(type(self).__name__, len(keys))
+        rows = await self.db.rows(
+            select(REVIEWS.c.product_id, func.avg(REVIEWS.c.rating))
+            .where(self.tenant(REVIEWS), REVIEWS.c.product_id.in_(set(keys)))
+            .group_by(REVIEWS.c.product_id)
+        )
+        averages = {row[0]: round(float(row[1]), 2) for row in rows}
+        return [averages.get(key) for key in keys]
+
+
+class _PageByParentLoader(_TenantLoader):
+    """Keys are (parent id, PageArgs); one statement per distinct PageArgs in a batch."""
+
+    table: Table
+    parent_col: str
+
+    async def batch_load_fn(self, keys: Sequence[tuple[uuid.UUID, PageArgs]]) -> list[Page]:
+        self.on_batch(type(self).__name__, len(keys))
+        by_args: dict[PageArgs, set[uuid.UUID]] = defaultdict(set)
+        for parent_id, args in keys:
+            by_args[args].add(parent_id)
+        pages: dict[tuple[uuid.UUID, PageArgs], Page] = {}
+        for args, parent_ids in by_args.items():
+            rows = await self.db.rows(
+                per_parent_statement(
+                    self.table, self.parent_col, sorted(parent_ids), [self.tenant(self.table)], args
+                )
+            )
+            grouped: dict[uuid.UUID, list[Row[Any]]] = defaultdict(list)
+            for row in rows:
+                grouped[getattr(row, self.parent_col)].append(row)
+            for parent_id in parent_ids:
+                pages[(parent_id, args)] = to_page(grouped.get(parent_id, []), args)
+        return [pages[key] for key in keys]
+
+
+class _CountByParentLoader(_TenantLoader):
+    """Keys are (parent id, filters); one GROUP BY statement per distinct filter set."""
+
+    table: Table
+    parent_col: str
+
+    async def batch_load_fn(
+        self, keys: Sequence[tuple[uuid.UUID, tuple[tuple[str, Any], ...]]]
+    ) -> list[int]:
+        self.on_batch(type(self).__name__, len(keys))
+        by_filters: dict[tuple[tuple[str, Any], ...], set[uuid.UUID]] = defaultdict(set)
+        for parent_id, filters in keys:
+            by_filters[filters].add(parent_id)
+        counts: dict[tuple[uuid.UUID, tuple[tuple[str, Any], ...]], int] = {}
+        parent = self.table.c[self.parent_col]
+        for filters, parent_ids in by_filters.items():
+            stmt = count_statement(
+                self.table, [self.tenant(self.table), parent.in_(parent_ids)], PageArgs(1, filters=filters)
+            )
+            rows = await self.db.rows(stmt.add_columns(parent).group_by(parent))
+            found = {row[1]: row[0] for row in rows}
+            for parent_id in parent_ids:
+                counts[(parent_id, filters)] = found.get(parent_id, 0)
+        return [counts[key] for key in keys]
+
+
+class OrdersByCustomerIdLoader(_PageByParentLoader):
+    table, parent_col = ORDERS, "customer_id"
+
+
+class ReviewsByProductIdLoader(_PageByParentLoader):
+    table, parent_col = REVIEWS, "product_id"
+
+
+class ReviewsByAuthorIdLoader(_PageByParentLoader):
+    table, parent_col = REVIEWS, "author_id"
+
+
+class OrderCountByCustomerIdLoader(_CountByParentLoader):
+    table, parent_col = ORDERS, "customer_id"
+
+
+class ReviewCountByProductIdLoader(_CountByParentLoader):
+    table, parent_col = REVIEWS, "product_id"
+
+
+class ReviewCountByAuthorIdLoader(_CountByParentLoader):
+    table, parent_col = REVIEWS, "author_id"
+
+
+class Loaders:
+    """A fresh bundle of loaders for one request (their caches must not outlive it)."""
+
+    def __init__(self, db: RequestDb, on_batch: BatchHook = _noop_hook) -> None:
+        self.db = db
+        self.user = UserByIdLoader(db, on_batch)
+        self.product = ProductByIdLoader(db, on_batch)
+        self.order = OrderByIdLoader(db, on_batch)
+        self.review = ReviewByIdLoader(db, on_batch)
+        self.order_items = OrderItemsByOrderIdLoader(db, on_batch)
+        self.average_rating = AverageRatingByProductIdLoader(db, on_batch)
+        self.orders_by_customer = OrdersByCustomerIdLoader(db, on_batch)
+        self.reviews_by_product = ReviewsByProductIdLoader(db, on_batch)
+        self.reviews_by_author = ReviewsByAuthorIdLoader(db, on_batch)
+        self.order_count_by_customer = OrderCountByCustomerIdLoader(db, on_batch)
+        self.review_count_by_product = ReviewCountByProductIdLoader(db, on_batch)
+        self.review_count_by_author = ReviewCountByAuthorIdLoader(db, on_batch)
+
+    def clear_all(self) -> None:
+        """Forget every cached value (after a write, reads must see the new state)."""
+        for loader in vars(self).values():
+            if isinstance(loader, DataLoader):
+                loader.clear_all()
+
+    def prime_rows(self, loader: DataLoader, rows: Sequence[Row[Any]]) -> None:
+        """Seed a by-id loader with rows a page query already fetched."""
+        for row in rows:
+            loader.prime(row.id, row)

@@ -1,0 +1,58 @@
+"""What every resolver receives: the caller, the tenant-scoped database and the loaders."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from auth import Principal
+from loaders import Loaders, RequestDb
+from resolvers.errors import Unauthenticated
+
+
+@dataclass(slots=True)
+class RateLimitInfo:
+    """The figures the ``rateLimit`` field shows, filled in by the server before execution."""
+
+    limit: int
+    cost: int
+    remaining: int
+    restore_rate: float
+    reset_at: dt.datetime
+    node_count: int
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """Per-request state shared by every resolver of one operation."""
+
+    principal: Principal
+    engine: AsyncEngine
+    db: RequestDb
+    loaders: Loaders
+    request_id: str = ""
+    production: bool = False
+    max_page_size: int = 100
+    rate_limit: RateLimitInfo | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tenant_id(self) -> uuid.UUID | None:
+        return self.principal.tenant_id
+
+    def require_user(self) -> uuid.UUID:
+        """The caller's user id; ``UNAUTHENTICATED`` for anonymous callers."""
+        user_id = self.principal.user_id
+        if self.principal.anonymous or user_id is None or self.principal.tenant_id is None:
+            raise Unauthenticated("Authentication required.")
+        return user_id
+
+    def require_tenant(self) -> uuid.UUID:
+        tenant_id = self.principal.tenant_id
+        if self.principal.anonymous or tenant_id is None:
+            raise Unauthenticated("Authentication required.")
+        return tenant_id

@@ -1,0 +1,75 @@
+"""Opaque global ids and pagination cursors.
+
+Global ids are base64url of ``Type:uuid-hex``; cursors are base64url of a JSON pair
+``[sort value, id hex]``. Clients must not parse either; anything malformed is
+``BAD_USER_INPUT``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import uuid
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import orjson
+
+from resolvers.errors import BadUserInput
+
+NODE_TYPES = frozenset({"User", "Product", "Order", "Review", "OrderItem"})
+
+
+def _b64encode(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _b64decode(text: str) -> bytes:
+    if not isinstance(text, str) or len(text) > 512:
+        raise ValueError("bad length")
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def to_global_id(type_name: str, key: uuid.UUID) -> str:
+    return _b64encode(f"{type_name}:{key.hex}".encode())
+
+
+def from_global_id(global_id: str, expected: str | None = None) -> tuple[str, uuid.UUID]:
+    """Decode a global id; raise ``BadUserInput`` when it is not one of ours."""
+    try:
+        type_name, _, hex_id = _b64decode(global_id).decode("ascii").partition(":")
+        key = uuid.UUID(hex=hex_id)
+    except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
+        raise BadUserInput("Malformed id.", argument="id") from exc
+    if type_name not in NODE_TYPES or (expected is not None and type_name != expected):
+        raise BadUserInput("Malformed id.", argument="id")
+    return type_name, key
+
+
+def encode_cursor(sort_value: Any, key: uuid.UUID) -> str:
+    if isinstance(sort_value, dt.datetime):
+        sort_value = sort_value.isoformat()
+    elif isinstance(sort_value, Decimal):
+        sort_value = str(sort_value)
+    return _b64encode(orjson.dumps([sort_value, key.hex]))
+
+
+def decode_cursor(cursor: str, sort: str) -> tuple[Any, uuid.UUID]:
+    """Decode a cursor made for the sort column ``sort``; ``BadUserInput`` otherwise."""
+    try:
+        value, hex_id = orjson.loads(_b64decode(cursor))
+        key = uuid.UUID(hex=hex_id)
+        if sort in ("created_at",):
+            parsed: Any = dt.datetime.fromisoformat(value)
+        elif sort in ("total", "price"):
+            parsed = Decimal(value)
+            if not parsed.is_finite():
+                raise ValueError("not finite")
+        elif isinstance(value, str):
+            parsed = value
+        else:
+            raise ValueError("bad sort value")
+    except (ValueError, TypeError, InvalidOperation, binascii.Error, orjson.JSONDecodeError) as exc:
+        raise BadUserInput("Malformed cursor.", argument="after") from exc
+    return parsed, key

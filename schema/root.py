@@ -1,0 +1,235 @@
+"""The Query and Mutation roots: thin fields that call the use cases in ``resolvers/``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from strawberry.types import Info
+
+from resolvers import mutations, queries
+from resolvers.errors import BadUserInput, Unauthenticated, UserFailure
+from schema.directives import PAGE, ListSize
+from schema.enums import OrderSortField, OrderStatus, ProductSortField, Role, SortDirection, UserErrorCode
+from schema.inputs import (
+    AddReviewInput,
+    CancelOrderInput,
+    ConfirmOrderInput,
+    CreateOrderInput,
+    CreateProductInput,
+    OrderOrder,
+    ProductOrder,
+    UpdateProductInput,
+)
+from schema.types import (
+    Node,
+    Order,
+    OrderConnection,
+    Product,
+    ProductConnection,
+    RateLimit,
+    Review,
+    User,
+    UserConnection,
+    UserError,
+)
+
+MAX_NODES_IDS = 100
+NODE_TYPES: dict[str, Any] = {"User": User, "Product": Product, "Order": Order, "Review": Review}
+
+
+def _opt(value: Any) -> Any:
+    return None if value is strawberry.UNSET else value
+
+
+def _node(found: tuple[str, Any] | None) -> Node | None:
+    if found is None:
+        return None
+    type_name, row = found
+    return NODE_TYPES[type_name].from_row(row)  # type: ignore[no-any-return]
+
+
+@strawberry.type(description="Everything a caller can read.")
+class Query:
+    @strawberry.field(description="Fetch any object by its global id; null when not found or not yours.")
+    async def node(self, info: Info, id: strawberry.ID) -> Node | None:
+        return _node(await queries.node(info.context, id))
+
+    @strawberry.field(
+        description="Fetch objects by global id, in order; null for each not found.",
+        directives=[ListSize(slicing_arguments=["ids"])],
+    )
+    async def nodes(self, info: Info, ids: list[strawberry.ID]) -> list[Node | None]:
+        if len(ids) > MAX_NODES_IDS:
+            raise BadUserInput(
+                f"At most {MAX_NODES_IDS} ids.", argument="ids", observed=len(ids), limit=MAX_NODES_IDS
+            )
+        ctx = info.context
+        return [_node(await queries.node(ctx, global_id)) for global_id in ids]
+
+    @strawberry.field(description="The authenticated caller.")
+    async def viewer(self, info: Info) -> User:
+        ctx = info.context
+        row = await ctx.loaders.user.load(ctx.require_user())
+        if row is None:
+            raise Unauthenticated("The token's user no longer exists.")
+        return User.from_row(row)
+
+    @strawberry.field(description="STAFF and ADMIN only.", directives=[PAGE])
+    async def users(
+        self, info: Info, first: int | None = 20, after: str | None = strawberry.UNSET,
+        role: Role | None = strawberry.UNSET,
+    ) -> UserConnection:
+        ctx = info.context
+        filters = (("role", role.value),) if role else ()
+        args = queries.page_args(ctx, first, after, filters=filters)
+        page = await queries.users_page(ctx, args)
+        return UserConnection.build(page, "created_at", lambda: queries.users_count(ctx, args))  # type: ignore[attr-defined,no-any-return]
+
+    @strawberry.field(description="The tenant's product catalog.", directives=[PAGE])
+    async def products(
+        self, info: Info, first: int | None = 20, after: str | None = strawberry.UNSET,
+        search: str | None = strawberry.UNSET, order_by: ProductOrder | None = strawberry.UNSET,
+    ) -> ProductConnection:
+        ctx = info.context
+        order = _opt(order_by) or ProductOrder()
+        sort = queries.PRODUCT_SORT[order.field.value]
+        args = queries.page_args(ctx, first, after, sort=sort, desc=order.direction == SortDirection.DESC)
+        term = _opt(search)
+        page = await queries.products_page(ctx, args, term)
+        return ProductConnection.build(page, sort, lambda: queries.products_count(ctx, args, term))  # type: ignore[attr-defined,no-any-return]
+
+    @strawberry.field(description="One product by id.")
+    async def product(self, info: Info, id: strawberry.ID) -> Product | None:
+        row = await queries.entity(info.context, id, "Product")
+        return None if row is None else Product.from_row(row)
+
+    @strawberry.field(
+        description="CUSTOMER sees their own orders; STAFF and ADMIN see every order of their tenant.",
+        directives=[PAGE],
+    )
+    async def orders(
+        self, info: Info, first: int | None = 20, after: str | None = strawberry.UNSET,
+        status: OrderStatus | None = strawberry.UNSET, order_by: OrderOrder | None = strawberry.UNSET,
+    ) -> OrderConnection:
+        ctx = info.context
+        order = _opt(order_by) or OrderOrder()
+        sort = queries.ORDER_SORT[order.field.value]
+        filters = (("status", status.value),) if status else ()
+        args = queries.page_args(
+            ctx, first, after, sort=sort, desc=order.direction == SortDirection.DESC, filters=filters
+        )
+        page = await queries.orders_page(ctx, args)
+        return OrderConnection.build(page, sort, lambda: queries.orders_count(ctx, args))  # type: ignore[attr-defined,no-any-return]
+
+    @strawberry.field(description="One order by id; another customer's order reads as missing.")
+    async def order(self, info: Info, id: strawberry.ID) -> Order | None:
+        row = await queries.entity(info.context, id, "Order")
+        return None if row is None else Order.from_row(row)
+
+    @strawberry.field(description="The caller's query budget and this operation's price.")
+    def rate_limit(self, info: Info, dry_run: bool | None = False) -> RateLimit:
+        view = info.context.rate_limit
+        return RateLimit(
+            limit=view.limit, cost=view.cost, remaining=view.remaining,
+            restore_rate=view.restore_rate, reset_at=view.reset_at, node_count=view.node_count,
+        )
+
+
+@strawberry.type(description="The result of createOrder.")
+class CreateOrderPayload:
+    order: Order | None = strawberry.field(description="The order, unless userErrors.")
+    user_errors: list[UserError] = strawberry.field(description="Business-rule failures.")
+    replayed: bool = strawberry.field(
+        description="True when this call replayed an earlier one with the same idempotencyKey."
+    )
+
+
+@strawberry.type(description="The result of an order change.")
+class OrderPayload:
+    order: Order | None = strawberry.field(description="The order, unless userErrors.")
+    user_errors: list[UserError] = strawberry.field(description="Business-rule failures.")
+
+
+@strawberry.type(description="The result of addReview.")
+class ReviewPayload:
+    review: Review | None = strawberry.field(description="The review, unless userErrors.")
+    user_errors: list[UserError] = strawberry.field(description="Business-rule failures.")
+
+
+@strawberry.type(description="The result of a product change.")
+class ProductPayload:
+    product: Product | None = strawberry.field(description="The product, unless userErrors.")
+    user_errors: list[UserError] = strawberry.field(description="Business-rule failures.")
+
+
+def _errors(outcome: mutations.Outcome) -> list[UserError]:
+    failures: list[UserFailure] = outcome.errors or []
+    return [
+        UserError(field=f.field, message=f.message, code=UserErrorCode(f.code)) for f in failures
+    ]
+
+
+def _row(outcome: mutations.Outcome, cls: Any) -> Any:
+    return None if outcome.row is None else cls.from_row(outcome.row)
+
+
+@strawberry.type(description="Everything a caller can change.")
+class Mutation:
+    @strawberry.mutation(
+        description="CUSTOMER (for themself), STAFF, ADMIN; scope write:orders. Decrements stock atomically."
+    )
+    async def create_order(self, info: Info, input: CreateOrderInput) -> CreateOrderPayload:
+        outcome = await mutations.create_order(
+            info.context,
+            idempotency_key=input.idempotency_key,
+            currency=input.currency.value,
+            items=[(item.product_id, item.quantity) for item in input.items],
+            note=_opt(input.note),
+        )
+        return CreateOrderPayload(
+            order=_row(outcome, Order), user_errors=_errors(outcome), replayed=outcome.replayed
+        )
+
+    @strawberry.mutation(description="STAFF or ADMIN; scope write:orders. PENDING -> CONFIRMED.")
+    async def confirm_order(self, info: Info, input: ConfirmOrderInput) -> OrderPayload:
+        outcome = await mutations.confirm_order(info.context, input.id, input.expected_version)
+        return OrderPayload(order=_row(outcome, Order), user_errors=_errors(outcome))
+
+    @strawberry.mutation(
+        description="The order's customer while PENDING, or STAFF/ADMIN; scope write:orders. Restores stock."
+    )
+    async def cancel_order(self, info: Info, input: CancelOrderInput) -> OrderPayload:
+        outcome = await mutations.cancel_order(
+            info.context, input.id, input.expected_version, _opt(input.reason)
+        )
+        return OrderPayload(order=_row(outcome, Order), user_errors=_errors(outcome))
+
+    @strawberry.mutation(description="A customer who ordered the product; one review per user and product.")
+    async def add_review(self, info: Info, input: AddReviewInput) -> ReviewPayload:
+        outcome = await mutations.add_review(
+            info.context, input.product_id, input.rating, _opt(input.body)
+        )
+        return ReviewPayload(review=_row(outcome, Review), user_errors=_errors(outcome))
+
+    @strawberry.mutation(description="ADMIN; scope write:products.")
+    async def create_product(self, info: Info, input: CreateProductInput) -> ProductPayload:
+        values = {
+            "sku": input.sku, "name": input.name, "description": _opt(input.description),
+            "price": input.price, "currency": input.currency.value,
+            "unit_cost": _opt(input.unit_cost), "stock": input.stock,
+        }
+        outcome = await mutations.create_product(info.context, values)
+        return ProductPayload(product=_row(outcome, Product), user_errors=_errors(outcome))
+
+    @strawberry.mutation(description="ADMIN; scope write:products.")
+    async def update_product(self, info: Info, input: UpdateProductInput) -> ProductPayload:
+        changes = {
+            "name": _opt(input.name), "description": _opt(input.description),
+            "price": _opt(input.price), "unit_cost": _opt(input.unit_cost), "stock": _opt(input.stock),
+        }
+        outcome = await mutations.update_product(info.context, input.id, input.expected_version, changes)
+        return ProductPayload(product=_row(outcome, Product), user_errors=_errors(outcome))
+
+
+__all__ = ["Mutation", "OrderSortField", "ProductSortField", "Query"]

@@ -1,0 +1,126 @@
+"""The composition root: ``create_app(settings)`` wires every package into one ASGI app."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import redis.asyncio as aioredis
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from auth.tokens import TokenVerifier
+from database.engine import make_engine, ping
+from guards.limits import Limits
+from guards.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from schema import build_schema
+from server import dbstats, graphiql
+from server.endpoint import GraphQLEndpoint
+from observability.request_id import RequestIdMiddleware
+from server.middleware import BodySizeLimitMiddleware, SecurityHeadersMiddleware
+from server.pipeline import GraphQLPipeline
+from server.settings import Settings
+
+log = logging.getLogger("tollgate")
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """Build the application; resources (engine, Redis) open and close with its lifespan."""
+    settings = settings or Settings()
+    strawberry_schema = build_schema()
+    sdl = strawberry_schema.as_str()
+    engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
+    dbstats.install(engine)
+    redis_client: aioredis.Redis | None = None
+    limiter: RateLimiter | None = None
+    if settings.ratelimit:
+        if settings.redis_url:
+            redis_client = aioredis.Redis.from_url(
+                settings.redis_url,
+                socket_timeout=settings.redis_timeout_ms / 1000,
+                socket_connect_timeout=settings.redis_timeout_ms / 1000,
+            )
+            limiter = RedisRateLimiter(redis_client, timeout=settings.redis_timeout_ms / 1000)
+        else:
+            limiter = MemoryRateLimiter()
+    pipeline = GraphQLPipeline(
+        schema=strawberry_schema._schema,
+        sdl=sdl,
+        limits=Limits.from_mapping(settings.limits),
+        limiter=limiter,
+        fail_open=settings.ratelimit_fail_open,
+        execution_timeout=settings.execution_timeout_ms / 1000,
+    )
+    endpoint = GraphQLEndpoint(
+        settings=settings,
+        pipeline=pipeline,
+        verifier=TokenVerifier(settings.jwt()),
+        engine=engine,
+        graphiql_html=graphiql.graphiql_html() if settings.graphiql_enabled else None,
+        graphiql_csp=graphiql.CONTENT_SECURITY_POLICY,
+    )
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        failing: dict[str, str] = {}
+        try:
+            await ping(engine)
+        except Exception as exc:  # any driver error means "not ready"
+            failing["database"] = type(exc).__name__
+        if redis_client is not None:
+            try:
+                await redis_client.ping()
+            except Exception as exc:
+                failing["redis"] = type(exc).__name__
+        if failing:
+            return JSONResponse({"status": "unavailable", "failing": failing}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        try:
+            yield {}
+        finally:
+            if limiter is not None:
+                await limiter.close()
+            await engine.dispose()
+
+    routes = [
+        Route("/graphql", endpoint, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+    ]
+    if settings.graphiql_enabled:
+        routes.append(Mount(graphiql.STATIC_URL, StaticFiles(directory=graphiql.STATIC_DIR)))
+    middleware = [
+        Middleware(RequestIdMiddleware),
+        Middleware(SecurityHeadersMiddleware, hsts=bool(settings.ssl_certfile)),
+        Middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes),
+        Middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["authorization", "content-type", "x-request-id", "x-cost-dry-run",
+                           "apollographql-client-name", "apollographql-client-version",
+                           "graphql-client-name", "graphql-client-version"],
+            expose_headers=["x-request-id", "retry-after", "ratelimit", "ratelimit-policy",
+                            "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"],
+        ),
+        Middleware(GZipMiddleware, minimum_size=1024),
+    ]
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.pipeline = pipeline
+    app.state.sdl = sdl
+    return app

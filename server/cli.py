@@ -1,0 +1,191 @@
+"""The command-line interface: serve, migrate, seed, token, sdl, cost."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from server.settings import ROOT, Settings
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _ensure_sqlite_dir(url: str) -> None:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from database.migrate import upgrade
+
+    settings = _settings()
+    _ensure_sqlite_dir(settings.database_url)
+    upgrade(settings.database_url)
+    print("migrated to head", file=sys.stderr)
+    return 0
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    from database.engine import make_engine
+    from database.seed import seed
+
+    settings = _settings()
+
+    async def run() -> Any:
+        engine = make_engine(settings.database_url)
+        try:
+            return await seed(engine)
+        finally:
+            await engine.dispose()
+
+    summary = asyncio.run(run())
+    print("seeded: " + str(summary) if summary else "database not empty; seed skipped", file=sys.stderr)
+    return 0
+
+
+async def mint_demo_token(
+    settings: Settings, tenant: str, role: str, user: str | None = None,
+    scopes: Sequence[str] | None = None, ttl: int = 3600,
+) -> str:
+    """Mint a token for a demo user (or ``user``) of ``tenant`` with ``role``."""
+    from sqlalchemy import select
+
+    from auth import Role
+    from auth.tokens import mint_token
+    from database.engine import make_engine
+    from database.models import User
+    from database.seed import demo_user, tenant_by_slug
+
+    engine = make_engine(settings.database_url)
+    try:
+        async with engine.connect() as conn:
+            tenant_row = await tenant_by_slug(conn, tenant)
+            if tenant_row is None:
+                raise SystemExit(f"no tenant {tenant!r}; run `python -m server seed` first")
+            if user:
+                row = (await conn.execute(
+                    select(User.__table__).where(
+                        User.__table__.c.tenant_id == tenant_row.id,
+                        User.__table__.c.id == __import__("uuid").UUID(user),
+                    )
+                )).first()
+            else:
+                row = await demo_user(conn, tenant, role.upper())
+            if row is None:
+                raise SystemExit(f"no {role} user in tenant {tenant!r}")
+    finally:
+        await engine.dispose()
+    return mint_token(
+        settings.jwt(), subject=str(row.id), tenant_id=tenant_row.id,
+        role=Role(row.role), scopes=list(scopes) if scopes else None, ttl_seconds=ttl,
+    )
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    settings = _settings()
+    if settings.effective_jwt_secret is None:
+        print("token needs TOLLGATE_JWT_SECRET (HS256) to sign with", file=sys.stderr)
+        return 2
+    scopes = args.scope.split() if args.scope else None
+    token = asyncio.run(mint_demo_token(settings, args.tenant, args.role, args.user, scopes, args.ttl))
+    print(token)
+    return 0
+
+
+def cmd_sdl(args: argparse.Namespace) -> int:
+    from schema import build_schema
+
+    print(build_schema().as_str())
+    return 0
+
+
+def cmd_cost(args: argparse.Namespace) -> int:
+    from graphql import build_schema as build_sdl
+
+    from guards.cost import price_document
+    from guards.limits import Limits
+    from schema import build_schema
+
+    text = Path(args.file).read_text(encoding="utf-8")
+    variables = json.loads(args.variables) if args.variables else None
+    report = price_document(
+        build_sdl(build_schema().as_str()), text, variables=variables,
+        operation_name=args.operation, limits=Limits.from_mapping(_settings().limits),
+    )
+    print(json.dumps(report, indent=2, default=str))
+    return 1 if report.get("errors") else 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = _settings()
+    port = args.port or settings.port
+    workers = args.workers or settings.workers
+    if args.ssl_certfile:
+        os.environ["TOLLGATE_SSL_CERTFILE"] = args.ssl_certfile
+    if workers > 1 and settings.database_url.startswith("sqlite") and not settings.redis_url:
+        print(
+            "note: several workers without TOLLGATE_REDIS_URL keep separate rate-limit "
+            "buckets per worker", file=sys.stderr,
+        )
+    uvicorn.run(
+        "server.asgi:create",
+        factory=True,
+        host=args.host or settings.host,
+        port=port,
+        workers=workers,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=",".join(settings.trusted_proxies) or None,
+        ssl_certfile=args.ssl_certfile or settings.ssl_certfile,
+        ssl_keyfile=args.ssl_keyfile or settings.ssl_keyfile,
+        timeout_graceful_shutdown=30,
+        app_dir=str(ROOT),
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m server", description="Tollgate")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve the API (uvicorn)")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--host")
+    serve.add_argument("--workers", type=int)
+    serve.add_argument("--ssl-certfile")
+    serve.add_argument("--ssl-keyfile")
+    serve.set_defaults(fn=cmd_serve)
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(fn=cmd_migrate)
+    sub.add_parser("seed", help="load the demo data into an empty database").set_defaults(fn=cmd_seed)
+    token = sub.add_parser("token", help="print a JWT for a demo user")
+    token.add_argument("--tenant", default="acme")
+    token.add_argument("--role", default="customer", choices=["customer", "staff", "admin"])
+    token.add_argument("--user", help="a user id instead of the role's demo user")
+    token.add_argument("--scope", help="space-separated scopes instead of the role's defaults")
+    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
+    token.set_defaults(fn=cmd_token)
+    sub.add_parser("sdl", help="print the served SDL").set_defaults(fn=cmd_sdl)
+    cost = sub.add_parser("cost", help="price a document offline")
+    cost.add_argument("file")
+    cost.add_argument("--variables")
+    cost.add_argument("--operation")
+    cost.set_defaults(fn=cmd_cost)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.fn(args)
+    return result

@@ -1,0 +1,326 @@
+"""The request path for one GraphQL operation: gate, validate, price, charge, execute, refund.
+
+Every step refuses as early and as cheaply as it can; every refusal is one GraphQL error with
+``extensions.code``, the observed value and the limit. Parsed, validated and priced documents
+are cached (bounded LRU) so a repeated document costs a dictionary look-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    ExecutionResult,
+    GraphQLError,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    OperationType,
+    build_schema,
+    execute,
+    specified_rules,
+    validate,
+)
+from graphql.execution.values import get_variable_values
+from graphql.utilities import get_operation_ast
+from graphql.validation import NoSchemaIntrospectionCustomRule
+
+from guards.cache import LRUCache
+from guards.cost import CostModel, CostPlan
+from guards.errors import GuardError
+from guards.gate import check_size, inspect, parse
+from guards.limits import Limits, Mode
+from guards.ratelimit import BucketPolicy, LimiterUnavailable, MultiDecision, RateLimiter
+from resolvers.context import RateLimitInfo
+from resolvers.errors import ApiError
+
+log = logging.getLogger("tollgate.graphql")
+
+PRE_EXECUTION_CODES = {
+    "GRAPHQL_PARSE_FAILED", "GRAPHQL_VALIDATION_FAILED", "BAD_USER_INPUT", "BAD_REQUEST",
+}
+
+
+class OperationRefused(Exception):
+    """The operation fails before execution (no ``data`` key in the response)."""
+
+    def __init__(self, errors: list[dict[str, Any]], status: int = 400, headers: dict[str, str] | None = None,
+                 code: str | None = None) -> None:
+        super().__init__(errors[0]["message"] if errors else "refused")
+        self.errors = errors
+        self.status = status
+        self.headers = headers or {}
+        self.code = code or (errors[0].get("extensions", {}).get("code") if errors else None) or "BAD_REQUEST"
+
+
+@dataclass(slots=True)
+class PreparedDocument:
+    """A document parsed, gated, validated and compiled to a cost plan, cached per text."""
+
+    document: DocumentNode
+    operation: OperationDefinitionNode
+    operation_type: str
+    operation_name: str | None
+    plan: CostPlan
+    measured: list[GuardError] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Charge:
+    """What one operation was charged, for the refund and the response's accounting."""
+
+    requested: int
+    nodes: int
+    decision: MultiDecision | None = None
+    keys: list[tuple[str, BucketPolicy]] = field(default_factory=list)
+    limiter_error: bool = False
+
+
+def graphql_error(error: GuardError) -> dict[str, Any]:
+    return error.to_graphql()
+
+
+def format_pre_execution(errors: list[GraphQLError], code: str) -> list[dict[str, Any]]:
+    formatted = []
+    for error in errors:
+        item = error.formatted
+        extensions = dict(item.get("extensions") or {})
+        extensions.setdefault("code", code)
+        item["extensions"] = extensions
+        formatted.append(item)
+    return formatted
+
+
+class GraphQLPipeline:
+    """Parses, guards, prices, charges and executes operations for one schema."""
+
+    def __init__(
+        self,
+        *,
+        schema: GraphQLSchema,
+        sdl: str,
+        limits: Limits,
+        limiter: RateLimiter | None,
+        fail_open: bool,
+        cache_size: int = 1000,
+        execution_timeout: float = 10.0,
+    ) -> None:
+        self.schema = schema
+        self.limits = limits
+        self.cost_model = CostModel.from_schema(build_schema(sdl), max_page_size=limits.max_page_size)
+        self.cache: LRUCache = LRUCache(cache_size)
+        self.limiter = limiter
+        self.fail_open = fail_open
+        self.execution_timeout = execution_timeout
+        self._rules_all = tuple(specified_rules)
+        self._rules_no_introspection = (*specified_rules, NoSchemaIntrospectionCustomRule)
+
+    # -- preparation -----------------------------------------------------------------------
+
+    def prepare(self, text: str, operation_name: str | None, *, may_introspect: bool) -> PreparedDocument:
+        """Gate, parse, validate and compile ``text`` (cached per text, name and visibility)."""
+        key = (text, operation_name, may_introspect)
+        cached = self.cache.get(key)
+        if cached is not None:
+            if isinstance(cached, OperationRefused):
+                raise cached
+            return cached  # type: ignore[no-any-return]
+        try:
+            prepared = self._prepare(text, operation_name, may_introspect=may_introspect)
+        except OperationRefused as refused:
+            self.cache.put(key, refused)
+            raise
+        self.cache.put(key, prepared)
+        return prepared
+
+    def _prepare(self, text: str, operation_name: str | None, *, may_introspect: bool) -> PreparedDocument:
+        try:
+            check_size(text, self.limits)
+            document = parse(text, self.limits)
+            stats = inspect(document, operation_name, self.limits)
+        except GuardError as error:
+            raise OperationRefused([graphql_error(error)], status=error.http_status) from None
+        rules = self._rules_all if may_introspect else self._rules_no_introspection
+        errors = validate(
+            self.schema, document, rules, max_errors=20, hide_suggestions=not may_introspect
+        )
+        if errors:
+            raise OperationRefused(format_pre_execution(errors, "GRAPHQL_VALIDATION_FAILED"))
+        operation = get_operation_ast(document, operation_name)
+        if operation is None:
+            message = (
+                f"Unknown operation named '{operation_name}'." if operation_name
+                else "Must provide operation name if query contains multiple operations."
+            )
+            raise OperationRefused(
+                [{"message": message, "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"}}]
+            )
+        plan = self.cost_model.compile(document, operation_name)
+        return PreparedDocument(
+            document=document,
+            operation=operation,
+            operation_type=operation.operation.value,
+            operation_name=operation.name.value if operation.name else None,
+            plan=plan,
+            measured=list(getattr(stats, "measured", []) or []),
+        )
+
+    def coerce_variables(self, prepared: PreparedDocument, variables: dict[str, Any] | None) -> dict[str, Any]:
+        """Coerce the variables (BAD_USER_INPUT on failure), as execution will."""
+        result = get_variable_values(
+            self.schema, prepared.operation.variable_definitions or (), variables or {},
+            max_errors=20, hide_suggestions=True,
+        )
+        if isinstance(result, list):
+            raise OperationRefused(format_pre_execution(result, "BAD_USER_INPUT"))
+        coerced: dict[str, Any] = getattr(result, "coerced", result)
+        return coerced
+
+    def price(self, prepared: PreparedDocument, coerced: dict[str, Any]) -> tuple[Any, list[GuardError]]:
+        """Static cost and node count; COST/NODE limits enforced or measured."""
+        estimate = prepared.plan.evaluate(coerced)
+        measured: list[GuardError] = list(prepared.measured)
+        for limit, observed, code, what in (
+            (self.limits.max_cost, estimate.requested, "COST_LIMIT_EXCEEDED", "cost"),
+            (self.limits.max_nodes, estimate.nodes, "NODE_LIMIT_EXCEEDED", "node count"),
+        ):
+            if limit.mode is Mode.OFF or observed <= limit.value:
+                continue
+            error = GuardError(
+                code, f"The operation's {what} is {observed}, over the limit of {limit.value}.",
+                observed=observed, limit=limit.value,
+            )
+            if limit.mode is Mode.ENFORCE:
+                raise OperationRefused([graphql_error(error)], status=400)
+            measured.append(error)
+        return estimate, measured
+
+    # -- rate limiting ----------------------------------------------------------------------
+
+    async def charge(self, keys: list[tuple[str, BucketPolicy]], requested: int, nodes: int) -> Charge:
+        """Debit ``requested`` from every bucket, all or nothing (THROTTLED when it does not fit)."""
+        charge = Charge(requested=requested, nodes=nodes, keys=keys)
+        if self.limiter is None or not keys:
+            return charge
+        try:
+            decision = await self.limiter.debit_all(keys, requested)
+        except LimiterUnavailable:
+            charge.limiter_error = True
+            if self.fail_open:
+                log.warning("rate limiter unavailable; failing open")
+                return charge
+            raise OperationRefused(
+                [{"message": "The rate limiter is unavailable; try again shortly.",
+                  "extensions": {"code": "SERVICE_UNAVAILABLE"}}],
+                status=503, headers={"Retry-After": "1"},
+            ) from None
+        charge.decision = decision
+        if decision.allowed:
+            return charge
+        binding = decision.binding
+        if decision.exceeds_capacity:
+            raise OperationRefused(
+                [{"message": f"The operation's cost {requested} exceeds the budget's capacity of {binding.limit}.",
+                  "extensions": {"code": "COST_LIMIT_EXCEEDED", "observed": requested, "limit": binding.limit}}],
+                status=400,
+            )
+        retry = max(1, math.ceil(binding.retry_after))
+        raise OperationRefused(
+            [{"message": f"Throttled: this operation costs {requested} and {binding.remaining} points are available. Retry in {retry} s.",
+              "extensions": {"code": "THROTTLED", "observed": requested, "limit": binding.remaining,
+                             "retryAfter": retry}}],
+            status=429,
+            headers={"Retry-After": str(retry)},
+        )
+
+    async def refund(self, charge: Charge, actual: int) -> None:
+        """Give back what the operation did not use."""
+        unused = charge.requested - actual
+        if self.limiter is None or charge.decision is None or unused <= 0:
+            return
+        for key, policy in charge.keys:
+            try:
+                await self.limiter.refund(key, unused, policy)
+            except LimiterUnavailable:
+                log.warning("rate limiter unavailable during refund")
+                return
+
+    @staticmethod
+    def rate_limit_info(charge: Charge) -> RateLimitInfo:
+        """The ``rateLimit`` field's figures for this operation."""
+        now = dt.datetime.now(dt.UTC)
+        if charge.decision is None:
+            return RateLimitInfo(
+                limit=0, cost=charge.requested, remaining=0, restore_rate=0.0, reset_at=now,
+                node_count=charge.nodes,
+            )
+        binding = charge.decision.binding
+        return RateLimitInfo(
+            limit=binding.limit, cost=charge.requested, remaining=binding.remaining,
+            restore_rate=binding.policy.restore_rate,
+            reset_at=now + dt.timedelta(seconds=binding.reset_after), node_count=charge.nodes,
+        )
+
+    # -- execution --------------------------------------------------------------------------
+
+    async def execute(
+        self, prepared: PreparedDocument, variables: dict[str, Any] | None, context: Any,
+        document: DocumentNode | None = None,
+    ) -> ExecutionResult:
+        """Execute under the deadline; TIMEOUT when it passes."""
+        started = time.perf_counter()
+        try:
+            result = execute(
+                self.schema, document or prepared.document, context_value=context,
+                variable_values=variables or {}, operation_name=prepared.operation_name,
+                hide_suggestions=True,
+            )
+            if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+                result = await asyncio.wait_for(result, self.execution_timeout)
+        except TimeoutError:
+            elapsed = int((time.perf_counter() - started) * 1000)
+            return ExecutionResult(
+                data=None,
+                errors=[GraphQLError(
+                    f"The operation did not finish within {int(self.execution_timeout * 1000)} ms.",
+                    extensions={"code": "TIMEOUT", "observed": elapsed,
+                                "limit": int(self.execution_timeout * 1000)},
+                )],
+            )
+        return result  # type: ignore[return-value]
+
+
+def format_execution_errors(errors: list[GraphQLError], request_id: str) -> tuple[list[dict[str, Any]], list[BaseException]]:
+    """Keep errors meant for the caller; mask everything else with the request id."""
+    formatted: list[dict[str, Any]] = []
+    masked: list[BaseException] = []
+    for error in errors:
+        original = error.original_error
+        item = error.formatted
+        extensions = dict(item.get("extensions") or {})
+        if isinstance(original, ApiError) or (
+            original is None and extensions.get("code")
+        ) or (isinstance(original, GraphQLError) and extensions.get("code")):
+            item["extensions"] = extensions
+        else:
+            masked.append(original or error)
+            item = {
+                "message": f"Internal server error. Request id: {request_id}.",
+                "locations": item.get("locations"),
+                "path": item.get("path"),
+                "extensions": {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
+            }
+            if item["locations"] is None:
+                del item["locations"]
+        formatted.append(item)
+    return formatted, masked
+
+
+def is_mutation(prepared: PreparedDocument) -> bool:
+    return prepared.operation.operation is OperationType.MUTATION

@@ -1,0 +1,137 @@
+"""Configuration: every ``TOLLGATE_*`` environment variable, read only here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+from auth.tokens import JWTSettings
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_JWT_SECRET = "tollgate-demo-secret-do-not-use-in-production-0123456789"  # noqa: S105
+
+
+def _split(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything configurable, with demo-friendly defaults and safe production defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="TOLLGATE_", extra="ignore")
+
+    env: Literal["development", "production", "test"] = "development"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    database_url: str = f"sqlite+aiosqlite:///{ROOT / 'var' / 'tollgate.db'}"
+    database_pool_size: int = 10
+    redis_url: str | None = None
+    redis_timeout_ms: int = 50
+
+    jwt_secret: str | None = None
+    jwt_algorithms: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["HS256"])
+    jwt_issuer: str = "tollgate"
+    jwt_audience: str = "tollgate-api"
+    jwt_leeway_seconds: int = 30
+    jwt_public_key_file: str | None = None
+    jwt_jwks_file: str | None = None
+
+    graphiql: bool | None = None
+    anonymous_catalog: bool = True
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_body_bytes: int = 1_000_000
+    execution_timeout_ms: int = 10_000
+    batching: bool = False
+
+    # Operation limits: value and mode (enforce | measure | off) per limit; see docs/limits.md.
+    limits: dict[str, str] = Field(default_factory=dict)
+
+    # Rate limiting (cost points; restore rates in points per second).
+    ratelimit: bool = True
+    ratelimit_fail_open: bool = True
+    user_capacity: int = 1000
+    user_restore_rate: float = 50.0
+    tenant_capacity: int = 20000
+    tenant_restore_rate: float = 1000.0
+    anonymous_capacity: int = 200
+    anonymous_restore_rate: float = 10.0
+    write_capacity: int = 300
+    write_restore_rate: float = 10.0
+    tiers: dict[str, tuple[int, float]] = Field(default_factory=dict)
+
+    pq_mode: Literal["open", "audit", "allowlist"] | None = None
+    apq: bool = True
+
+    log_level: str = "INFO"
+    log_json: bool = True
+    access_log: bool = True
+    metrics: bool = True
+    metrics_dir: str | None = None
+    otlp_endpoint: str | None = None
+    trace_sample_ratio: float = 1.0
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+
+    _split_lists = model_validator(mode="before")(
+        lambda cls, data: {
+            k: (_split(v) if k in {"jwt_algorithms", "cors_origins", "trusted_proxies"} else v)
+            for k, v in data.items()
+        }
+        if isinstance(data, dict)
+        else data
+    )
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def graphiql_enabled(self) -> bool:
+        return (not self.production) if self.graphiql is None else self.graphiql
+
+    @property
+    def effective_pq_mode(self) -> str:
+        if self.pq_mode is not None:
+            return self.pq_mode
+        return "allowlist" if self.production else "open"
+
+    @property
+    def effective_jwt_secret(self) -> str | None:
+        """The demo secret outside production; production must configure its own."""
+        if self.jwt_secret:
+            return self.jwt_secret
+        if self.production or self.jwt_public_key_file or self.jwt_jwks_file:
+            return None
+        return DEMO_JWT_SECRET
+
+    def jwt(self) -> JWTSettings:
+        """The token verifier's settings (keys read from their files)."""
+        public_key = None
+        if self.jwt_public_key_file:
+            public_key = Path(self.jwt_public_key_file).read_text(encoding="utf-8")
+        return JWTSettings(
+            secret=self.effective_jwt_secret,
+            algorithms=tuple(self.jwt_algorithms),
+            issuer=self.jwt_issuer,
+            audience=self.jwt_audience,
+            leeway_seconds=self.jwt_leeway_seconds,
+            public_key_pem=public_key,
+            jwks_path=self.jwt_jwks_file,
+        )
+
+    @model_validator(mode="after")
+    def _production_needs_secrets(self) -> Settings:
+        if self.production and not (self.jwt_secret or self.jwt_public_key_file or self.jwt_jwks_file):
+            raise ValueError(
+                "TOLLGATE_ENV=production needs TOLLGATE_JWT_SECRET, TOLLGATE_JWT_PUBLIC_KEY_FILE "
+                "or TOLLGATE_JWT_JWKS_FILE: there is no default secret in production"
+            )
+        return self
