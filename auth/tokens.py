@@ -14,7 +14,7 @@ import re
 import time
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +74,7 @@ class JWTSettings:
         jwks_path: a JWKS JSON file for asymmetric algorithms; keys are chosen by `kid`.
     """
 
-    secret: str | None
+    secret: str | None = field(repr=False)
     algorithms: tuple[str, ...] = ("HS256",)
     issuer: str = "tollgate"
     audience: str = "tollgate-api"

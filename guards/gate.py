@@ -200,8 +200,8 @@ def _spreads_in(selection_set: SelectionSetNode) -> list[str]:
         for node in stack.pop().selections:
             if isinstance(node, FragmentSpreadNode):
                 names.append(node.name.value)
-            elif node.selection_set is not None:  # type: ignore[union-attr]
-                stack.append(node.selection_set)  # type: ignore[union-attr]
+            elif isinstance(node, FieldNode | InlineFragmentNode) and node.selection_set:
+                stack.append(node.selection_set)
     return names
 
 
@@ -238,9 +238,7 @@ def _fragment_order(fragments: dict[str, FragmentDefinitionNode]) -> list[str]:
     return order
 
 
-def inspect(
-    document: DocumentNode, operation_name: str | None, limits: Limits
-) -> DocumentStats:
+def inspect(document: DocumentNode, operation_name: str | None, limits: Limits) -> DocumentStats:
     """Measure the document in one linear pass and apply the structural limits.
 
     Raises the first GuardError of an enforced limit; limits in measure mode are recorded
@@ -255,6 +253,7 @@ def inspect(
         elif isinstance(definition, OperationDefinitionNode):
             operations.append(definition)
     stats = DocumentStats(operations=len(operations), fragments=len(fragments))
+    failure: GuardError | None = None
     try:
         walker = _Walker(fragments)
         for name in _fragment_order(fragments):
@@ -276,14 +275,10 @@ def inspect(
             if operation.operation.value == "mutation":
                 stats.mutation_fields = max(stats.mutation_fields, root.flat)
             stats.fields = max(stats.fields, root.fields)
-            stats.fragment_expansion = max(
-                stats.fragment_expansion, root.selections - root.direct
-            )
+            stats.fragment_expansion = max(stats.fragment_expansion, root.selections - root.direct)
         stats.selection_fields = walker.max_flat
     except RecursionError:
         failure = GuardError("DEPTH_LIMIT_EXCEEDED", "Document is nested too deeply.")
-    else:
-        failure = None
     if failure is not None:
         raise failure
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from guards.errors import GuardError
@@ -47,7 +47,7 @@ __all__ = [
 ]
 
 
-class Mode(str, Enum):
+class Mode(StrEnum):
     """What a limit does when exceeded: refuse, only record, or nothing."""
 
     ENFORCE = "enforce"
@@ -96,7 +96,7 @@ def limit_error(name: str, observed: int, limit: int) -> GuardError:
 class Limits:
     """Every operation limit with its mode; ``max_page_size`` clamps slicing arguments.
 
-        limits = Limits.from_mapping({"max_cost": "1000", "max_cost_mode": "measure"})
+    limits = Limits.from_mapping({"max_cost": "1000", "max_cost_mode": "measure"})
     """
 
     max_bytes: Limit = Limit(65_536)

@@ -61,6 +61,8 @@ _RAW_LINE_BREAKS = (
     ("\u2029".encode(), b"\\u2029"),
     ("\x85".encode(), b"\\u0085"),
 )
+_SCALARS = frozenset({int, float, bool})
+_SEQUENCES = (list, tuple, set, frozenset)
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
@@ -107,11 +109,14 @@ class Redactor:
         return decision
 
     def _clean(self, value: Any, limit: int, depth: int) -> Any:
-        if isinstance(value, str):
+        cls = type(value)
+        if cls is str:
             if len(value) > limit:
                 value = value[:limit] + "...[truncated]"
             if self._escape_controls:
-                value = _CONTROL_CHARS.sub(lambda m: f"\\u{ord(m.group()):04x}", value)
+                value = _CONTROL_CHARS.sub(_escape_match, value)
+            return value
+        if cls in _SCALARS or value is None:
             return value
         if depth > 8:
             return "[TOO DEEP]"
@@ -122,21 +127,31 @@ class Redactor:
                 else self._clean(v, self._max_string, depth + 1)
                 for k, v in value.items()
             }
-        if isinstance(value, list | tuple | set | frozenset):
+        if isinstance(value, _SEQUENCES):
             return [self._clean(v, self._max_string, depth + 1) for v in value]
+        if isinstance(value, str):
+            return self._clean(str(value), limit, depth)
         return value
 
     def __call__(
         self, _logger: object, _name: str, event_dict: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:
         """Redact and truncate one event in place."""
+        decisions = self._decisions
+        limits = self._field_limits
         for key, value in event_dict.items():
-            if self._is_sensitive(key):
+            sensitive = decisions.get(key)
+            if sensitive is None:
+                sensitive = self._is_sensitive(key)
+            if sensitive:
                 event_dict[key] = REDACTED
-            elif value is not None and not isinstance(value, int | float | bool):
-                limit = self._field_limits.get(key, self._max_string)
-                event_dict[key] = self._clean(value, limit, 0)
+            elif type(value) not in _SCALARS and value is not None:
+                event_dict[key] = self._clean(value, limits.get(key, self._max_string), 0)
         return event_dict
+
+
+def _escape_match(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
 
 
 class _NamedWriteLogger(structlog.WriteLogger):

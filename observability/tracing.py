@@ -17,6 +17,7 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 from urllib.parse import urlsplit
 
+from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import (
@@ -43,7 +44,6 @@ MAX_DOCUMENT_CHARS = 2048
 MAX_NAME_CHARS = 200
 
 _NOOP: AbstractContextManager[None] = nullcontext()
-_PROPAGATOR = TraceContextTextMapPropagator()
 _TRACE_HEADERS = (b"traceparent", b"tracestate")
 
 
@@ -147,6 +147,7 @@ class OperationTracer:
         self.provider = provider
         self.enabled = provider is not None
         self.record_document = record_document
+        self._propagator = TraceContextTextMapPropagator()
         self._tracer = provider.get_tracer(INSTRUMENTATION_NAME) if provider is not None else None
 
     def request_span(
@@ -171,7 +172,7 @@ class OperationTracer:
                 if name in _TRACE_HEADERS
             }
             if carrier:
-                parent = _PROPAGATOR.extract(carrier)
+                parent = self._propagator.extract(carrier)
         return self._tracer.start_as_current_span(
             f"{method} {route}",
             context=parent,
@@ -250,8 +251,6 @@ class OperationTracer:
 
     def current_trace_id(self) -> str | None:
         """Return the current trace id as 32 hex chars, if a span is active."""
-        from opentelemetry import trace
-
         context = trace.get_current_span().get_span_context()
         return format(context.trace_id, "032x") if context.is_valid else None
 

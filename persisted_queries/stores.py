@@ -249,7 +249,7 @@ class SQLStore:
         include_retired: bool = False,
     ) -> list[StoredDocument]:
         """Return a client's documents (every client's for None), sorted by client and id."""
-        query = sa.select(DOCUMENTS).order_by(DOCUMENTS.c.client_name, DOCUMENTS.c.document_id)
+        query = sa.select(DOCUMENTS)
         if client_name is not None:
             query = query.where(DOCUMENTS.c.client_name == client_name)
         if ids is not None:
@@ -258,7 +258,8 @@ class SQLStore:
             query = query.where(DOCUMENTS.c.retired_at.is_(None))
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
-        return [_row(row) for row in rows]
+        # Sorted here, not in SQL: collations differ between databases; code points do not.
+        return sorted((_row(row) for row in rows), key=lambda d: (d.client_name, d.document_id))
 
     async def save(self, docs: Sequence[StoredDocument]) -> None:
         """Insert documents, or reactivate and re-price existing (client, id) rows."""

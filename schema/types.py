@@ -33,7 +33,11 @@ class PageInfo:
     end_cursor: str | None = strawberry.field(description="Cursor of the last item; pass it as after.")
 
 
-@strawberry.type(description="An amount of money in a currency.")
+@strawberry.type(
+    description="An amount of money in a currency.",
+    # A value read from its parent's row, with no I/O of its own: it costs nothing.
+    directives=[Cost(weight=0)],
+)
 class Money:
     amount: Decimal = strawberry.field(description="The amount, exact.")
     currency: Currency = strawberry.field(description="The currency.")

@@ -96,7 +96,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await engine.dispose()
 
     routes = [
-        Route("/graphql", endpoint, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
+        Route("/graphql", endpoint.handle, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
     ]

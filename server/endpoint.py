@@ -125,7 +125,7 @@ class GraphQLEndpoint:
         self.graphiql_html = graphiql_html
         self.graphiql_csp = graphiql_csp
 
-    async def __call__(self, request: Request) -> Response:
+    async def handle(self, request: Request) -> Response:
         request_id = getattr(request.state, "request_id", None) or uuid.uuid4().hex
         accept = request.headers.get("accept", "")
         if request.method == "GET" and self.graphiql_html and "text/html" in accept and not request.query_params:

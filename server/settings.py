@@ -44,7 +44,6 @@ class Settings(BaseSettings):
     jwt_jwks_file: str | None = None
 
     graphiql: bool | None = None
-    anonymous_catalog: bool = True
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = 1_000_000
@@ -57,14 +56,15 @@ class Settings(BaseSettings):
     # Rate limiting (cost points; restore rates in points per second).
     ratelimit: bool = True
     ratelimit_fail_open: bool = True
-    user_capacity: int = 1000
-    user_restore_rate: float = 50.0
-    tenant_capacity: int = 20000
-    tenant_restore_rate: float = 1000.0
-    anonymous_capacity: int = 200
-    anonymous_restore_rate: float = 10.0
-    write_capacity: int = 300
-    write_restore_rate: float = 10.0
+    # A bucket must hold the most expensive admissible operation (max_cost, 25,000).
+    user_capacity: int = 25_000
+    user_restore_rate: float = 500.0
+    tenant_capacity: int = 250_000
+    tenant_restore_rate: float = 5_000.0
+    anonymous_capacity: int = 2_000
+    anonymous_restore_rate: float = 50.0
+    write_capacity: int = 2_500
+    write_restore_rate: float = 50.0
     tiers: dict[str, tuple[int, float]] = Field(default_factory=dict)
 
     pq_mode: Literal["open", "audit", "allowlist"] | None = None

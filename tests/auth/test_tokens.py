@@ -252,6 +252,11 @@ def test_settings_refuse_unsafe_configuration(kwargs: dict[str, Any]) -> None:
         JWTSettings(**kwargs)
 
 
+def test_settings_repr_hides_the_secret() -> None:
+    assert SECRET not in repr(HS)
+    assert "HS256" in repr(HS)
+
+
 def test_settings_accept_long_secrets_for_larger_hmacs() -> None:
     settings = JWTSettings(secret="y" * 64, algorithms=("HS512", "HS256"))
     token = mint_token(settings, subject="u", tenant_id=TENANT, role=Role.CUSTOMER)

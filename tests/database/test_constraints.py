@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -27,7 +29,7 @@ async def _assert_stock_cannot_go_negative(engine: AsyncEngine) -> None:
         async with tenant_transaction(engine, product.tenant_id, write=True) as conn:
             await conn.execute(
                 Product.__table__.insert().values(
-                    id=product.id.__class__(int=product.id.int + 1),
+                    id=uuid.uuid4(),
                     tenant_id=product.tenant_id,
                     sku="NEG-0001",
                     name="Negative",

@@ -124,7 +124,7 @@ def test_t21_operation_name_with_newline_and_fake_json_stays_one_line(
 
 def test_t21_stdlib_records_and_tracebacks_are_json_too(log_stream: io.StringIO) -> None:
     try:
-        raise ValueError("bad\n{\"forged\": true}")
+        raise ValueError('bad\n{"forged": true}')
     except ValueError:
         logging.getLogger("strawberry.execution").exception("failed %s", "op\nname")
     logging.getLogger("uvicorn.error").warning("x\r\ny")

@@ -34,7 +34,9 @@ def sample(m: Metrics, name: str, **labels: str) -> float | None:
 
 def test_every_instrument_is_exposed_with_its_labels(metrics: Metrics) -> None:
     metrics.observe_http("POST", "/graphql", 200, 0.012)
-    metrics.operation("ListOrders", "query", "OK", registered=True, cost_requested=52, cost_actual=12)
+    metrics.operation(
+        "ListOrders", "query", "OK", registered=True, cost_requested=52, cost_actual=12
+    )
     metrics.refusal("COST_LIMIT_EXCEEDED")
     metrics.ratelimit_decision("throttled", "user")
     metrics.pq_lookup(hit=True)
@@ -43,20 +45,54 @@ def test_every_instrument_is_exposed_with_its_labels(metrics: Metrics) -> None:
     metrics.dependency_error("redis", "timeout")
     metrics.deprecated_field("Order.total", "web")
 
-    assert sample(metrics, "tollgate_http_request_duration_seconds_count", method="POST", route="/graphql", status="200") == 1
-    assert sample(
-        metrics, "tollgate_graphql_operations_total", operation_name="ListOrders", operation_type="query", outcome="OK"
-    ) == 1
+    assert (
+        sample(
+            metrics,
+            "tollgate_http_request_duration_seconds_count",
+            method="POST",
+            route="/graphql",
+            status="200",
+        )
+        == 1
+    )
+    assert (
+        sample(
+            metrics,
+            "tollgate_graphql_operations_total",
+            operation_name="ListOrders",
+            operation_type="query",
+            outcome="OK",
+        )
+        == 1
+    )
     assert sample(metrics, "tollgate_graphql_cost_requested_sum", operation_name="ListOrders") == 52
     assert sample(metrics, "tollgate_graphql_cost_actual_sum", operation_name="ListOrders") == 12
-    assert sample(metrics, "tollgate_graphql_cost_requested_bucket", operation_name="ListOrders", le="100.0") == 1
+    assert (
+        sample(
+            metrics,
+            "tollgate_graphql_cost_requested_bucket",
+            operation_name="ListOrders",
+            le="100.0",
+        )
+        == 1
+    )
     assert sample(metrics, "tollgate_graphql_refusals_total", code="COST_LIMIT_EXCEEDED") == 1
-    assert sample(metrics, "tollgate_ratelimit_decisions_total", decision="throttled", policy="user") == 1
+    assert (
+        sample(metrics, "tollgate_ratelimit_decisions_total", decision="throttled", policy="user")
+        == 1
+    )
     assert sample(metrics, "tollgate_pq_registry_lookups_total", result="hit") == 1
     assert sample(metrics, "tollgate_pq_registry_lookups_total", result="miss") == 1
     assert sample(metrics, "tollgate_dataloader_batch_size_sum", loader="OrderByIdLoader") == 17
-    assert sample(metrics, "tollgate_dependency_errors_total", dependency="redis", kind="timeout") == 1
-    assert sample(metrics, "tollgate_deprecated_field_usage_total", field="Order.total", client_name="web") == 1
+    assert (
+        sample(metrics, "tollgate_dependency_errors_total", dependency="redis", kind="timeout") == 1
+    )
+    assert (
+        sample(
+            metrics, "tollgate_deprecated_field_usage_total", field="Order.total", client_name="web"
+        )
+        == 1
+    )
 
     body, content_type = metrics.render()
     assert content_type.startswith("text/plain; version=0.0.4")
@@ -130,7 +166,10 @@ def test_unknown_decisions_and_dependencies_are_refused(metrics: Metrics) -> Non
 def test_default_registry_is_private_and_has_process_metrics() -> None:
     first, second = Metrics(), Metrics()  # no duplicate-registration error
     first.refusal("THROTTLED")
-    assert second.registry.get_sample_value("tollgate_graphql_refusals_total", {"code": "THROTTLED"}) is None
+    assert (
+        second.registry.get_sample_value("tollgate_graphql_refusals_total", {"code": "THROTTLED"})
+        is None
+    )
     body, _ = first.render()
     assert b"python_info" in body
 
@@ -212,12 +251,25 @@ def test_multiprocess_render_sums_two_real_worker_processes(tmp_path: Path) -> N
     content_type, _, body = output.partition("\n")
     assert content_type.startswith("text/plain; version=0.0.4")
     got = values_of(body)
-    op = frozenset({("operation_name", "ListOrders"), ("operation_type", "query"), ("outcome", "OK")})
+    op = frozenset(
+        {("operation_name", "ListOrders"), ("operation_type", "query"), ("outcome", "OK")}
+    )
     assert got[("tollgate_graphql_operations_total", op)] == 7
-    assert got[("tollgate_graphql_cost_requested_sum", frozenset({("operation_name", "ListOrders")}))] == 70
+    assert (
+        got[("tollgate_graphql_cost_requested_sum", frozenset({("operation_name", "ListOrders")}))]
+        == 70
+    )
     http = frozenset({("method", "POST"), ("route", "/graphql"), ("status", "200")})
     assert got[("tollgate_http_request_duration_seconds_count", http)] == 7
-    assert got[("tollgate_ratelimit_decisions_total", frozenset({("decision", "allowed"), ("policy", "user")}))] == 2
+    assert (
+        got[
+            (
+                "tollgate_ratelimit_decisions_total",
+                frozenset({("decision", "allowed"), ("policy", "user")}),
+            )
+        ]
+        == 2
+    )
     assert got[("tollgate_http_requests_in_progress", frozenset())] == 2
 
     # Both workers exited: their live gauges go, their counters stay in the sum.

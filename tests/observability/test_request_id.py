@@ -36,7 +36,9 @@ class Recorder:
 
 
 async def call(
-    app: Any, headers: list[tuple[bytes, bytes]] | None = None, scope_extra: dict[str, Any] | None = None
+    app: Any,
+    headers: list[tuple[bytes, bytes]] | None = None,
+    scope_extra: dict[str, Any] | None = None,
 ) -> tuple[list[Message], dict[str, Any]]:
     scope: dict[str, Any] = {
         "type": "http",
@@ -84,7 +86,7 @@ async def test_well_formed_incoming_id_is_kept_stored_and_echoed(incoming: str) 
         b"evil\r\nSet-Cookie: x=1",
         b'{"json":1}',
         b"\xc3\xa9t\xc3\xa9",
-        b"id\n{\"level\":\"error\"}",
+        b'id\n{"level":"error"}',
     ],
 )
 async def test_malformed_incoming_id_is_replaced_by_a_generated_one(incoming: bytes) -> None:

@@ -28,6 +28,7 @@ from observability.tracing import (
     instrument_sqlalchemy,
     sanitize_document,
 )
+from tests.observability._services import require_service
 
 DOCUMENT = 'query Login { login(email: "a@b.c", password: "hunter2", n: 3) { token } }'
 
@@ -214,7 +215,9 @@ def collector() -> Iterator[tuple[str, list[tuple[str, str, int]]]]:
     server = HTTPServer(("127.0.0.1", 0), _Collector)
     received: list[tuple[str, str, int]] = []
     _Collector.received = received
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}", received
@@ -224,7 +227,9 @@ def collector() -> Iterator[tuple[str, list[tuple[str, str, int]]]]:
         thread.join(timeout=5)
 
 
-def test_otlp_endpoint_exports_batches_over_http(collector: tuple[str, list[tuple[str, str, int]]]) -> None:
+def test_otlp_endpoint_exports_batches_over_http(
+    collector: tuple[str, list[tuple[str, str, int]]],
+) -> None:
     base_url, received = collector
     provider = configure_tracing(otlp_endpoint=base_url, service_name="tollgate-test")
     assert provider is not None
@@ -245,7 +250,9 @@ def test_instrumentation_hooks_are_no_ops_without_provider() -> None:
     assert instrument_redis(None) is False
 
 
-def test_instrumentation_hooks_without_packages_return_false(exporter: InMemorySpanExporter) -> None:
+def test_instrumentation_hooks_without_packages_return_false(
+    exporter: InMemorySpanExporter,
+) -> None:
     try:
         import opentelemetry.instrumentation.sqlalchemy  # noqa: F401
     except ImportError:
@@ -266,4 +273,27 @@ def test_sqlalchemy_hook_traces_statements_when_installed(exporter: InMemorySpan
     assert instrument_sqlalchemy(engine, provider) is True
     with engine.connect() as conn:
         conn.execute(sqlalchemy.text("select 1"))
-    assert any("select" in span.name.lower() or "sqlite" in span.name.lower() for span in exporter.get_finished_spans())
+    assert any(
+        "select" in span.name.lower() or "sqlite" in span.name.lower()
+        for span in exporter.get_finished_spans()
+    )
+
+
+def test_redis_hook_traces_commands_of_one_client_when_installed(
+    exporter: InMemorySpanExporter,
+) -> None:
+    pytest.importorskip("opentelemetry.instrumentation.redis")
+    require_service("Redis", "127.0.0.1", 6379)
+    import redis
+
+    client = redis.Redis(host="127.0.0.1", port=6379, socket_timeout=2)
+    provider = configure_tracing(exporter=exporter)
+    try:
+        assert instrument_redis(provider, client) is True
+        client.set("observability-test:key", "secret-value", ex=10)
+        client.delete("observability-test:key")
+    finally:
+        client.close()
+    spans = by_name(exporter)
+    assert {"SET", "DEL"} <= spans.keys()
+    assert "secret-value" not in repr(spans["SET"].attributes)
