@@ -18,7 +18,7 @@ REDACTED = "[REDACTED]"
 # Keys (case-insensitive, anywhere in the event) whose values are never logged.
 DEFAULT_REDACT_PATTERN = (
     r"authorization|passw(or)?d|secret|cookie|api[-_]?key|credential|session[-_]?id"
-    r"|variables|e[-_]?mail|token$|^token|bearer"
+    r"|variables|e[-_]?mail|token$|jwt|bearer"
 )
 DEFAULT_MAX_STRING = 2048
 # Client-controlled fields get tighter limits.
@@ -99,6 +99,7 @@ class Redactor:
         self._field_limits = field_limits
         self._escape_controls = escape_controls
         self._decisions: dict[str, bool] = {}
+        self._min_limit = min([max_string, *field_limits.values()])
 
     def _is_sensitive(self, key: str) -> bool:
         decision = self._decisions.get(key)
@@ -145,7 +146,13 @@ class Redactor:
                 sensitive = self._is_sensitive(key)
             if sensitive:
                 event_dict[key] = REDACTED
-            elif type(value) not in _SCALARS and value is not None:
+                continue
+            cls = type(value)
+            if cls is str:
+                # Fast path: most values are short strings needing nothing.
+                if len(value) > self._min_limit or self._escape_controls:
+                    event_dict[key] = self._clean(value, limits.get(key, self._max_string), 0)
+            elif cls not in _SCALARS and value is not None:
                 event_dict[key] = self._clean(value, limits.get(key, self._max_string), 0)
         return event_dict
 

@@ -252,12 +252,16 @@ class SQLStore:
         query = sa.select(DOCUMENTS)
         if client_name is not None:
             query = query.where(DOCUMENTS.c.client_name == client_name)
-        if ids is not None:
-            query = query.where(DOCUMENTS.c.document_id.in_(list(ids)))
         if not include_retired:
             query = query.where(DOCUMENTS.c.retired_at.is_(None))
+        if ids is None:
+            queries = [query]
+        else:
+            queries = [query.where(DOCUMENTS.c.document_id.in_(chunk)) for chunk in _chunks(ids)]
+        rows: list[Any] = []
         async with self._engine.connect() as conn:
-            rows = (await conn.execute(query)).mappings().all()
+            for each in queries:
+                rows.extend((await conn.execute(each)).mappings().all())
         # Sorted here, not in SQL: collations differ between databases; code points do not.
         return sorted((_row(row) for row in rows), key=lambda d: (d.client_name, d.document_id))
 
@@ -295,28 +299,21 @@ class SQLStore:
 
     async def retire(self, client_name: str, ids: Collection[str]) -> list[str]:
         """Retire the active documents among ``ids``; return the ids retired."""
-        wanted = sorted(set(ids))
-        if not wanted:
-            return []
-        where = (
-            DOCUMENTS.c.client_name == client_name,
-            DOCUMENTS.c.document_id.in_(wanted),
-            DOCUMENTS.c.retired_at.is_(None),
-        )
+        found: list[str] = []
         async with self._engine.begin() as conn:
-            found = (
-                (await conn.execute(sa.select(DOCUMENTS.c.document_id).where(*where)))
-                .scalars()
-                .all()
-            )
-            if not found:
-                return []
-            await conn.execute(
-                sa.update(DOCUMENTS)
-                .where(DOCUMENTS.c.client_name == client_name, DOCUMENTS.c.document_id.in_(found))
-                .values(retired_at=_now())
-            )
-            await self._bump(conn)
+            for chunk in _chunks(ids):
+                where = (
+                    DOCUMENTS.c.client_name == client_name,
+                    DOCUMENTS.c.document_id.in_(chunk),
+                    DOCUMENTS.c.retired_at.is_(None),
+                )
+                query = sa.select(DOCUMENTS.c.document_id).where(*where)
+                active = (await conn.execute(query)).scalars().all()
+                if active:
+                    await conn.execute(sa.update(DOCUMENTS).where(*where).values(retired_at=_now()))
+                    found.extend(active)
+            if found:
+                await self._bump(conn)
         return sorted(found)
 
     async def version(self) -> int:
@@ -338,6 +335,12 @@ async def create_tables(engine: AsyncEngine) -> None:
     """Create this package's two tables if missing (tests and demos; production migrates)."""
     async with engine.begin() as conn:
         await conn.run_sync(METADATA.create_all)
+
+
+def _chunks(ids: Collection[str], size: int = 500) -> list[list[str]]:
+    # Bounded IN lists: SQLite and asyncpg cap the number of bound parameters per statement.
+    unique = sorted(set(ids))
+    return [unique[i : i + size] for i in range(0, len(unique), size)]
 
 
 def _new_id() -> uuid.UUID:

@@ -6,7 +6,7 @@ import strawberry
 from strawberry.schema.config import StrawberryConfig
 
 from schema.root import Mutation, Query
-from schema.scalars import SCALAR_OVERRIDES
+from schema.scalars import SCALAR_MAP
 from schema.types import Order, Product, Review, User
 
 
@@ -16,8 +16,7 @@ def build_schema() -> strawberry.Schema:
         query=Query,
         mutation=Mutation,
         types=[User, Product, Order, Review],
-        scalar_overrides=SCALAR_OVERRIDES,  # type: ignore[arg-type]
-        config=StrawberryConfig(auto_camel_case=True),
+        config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALAR_MAP),
     )
 
 

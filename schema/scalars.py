@@ -45,7 +45,6 @@ def _parse_decimal(value: Any) -> Decimal:
 
 
 DateTime = strawberry.scalar(
-    dt.datetime,
     name="DateTime",
     description="ISO-8601 instant in UTC, e.g. 2026-11-22T10:15:00Z.",
     serialize=_serialize_datetime,
@@ -53,11 +52,10 @@ DateTime = strawberry.scalar(
 )
 
 DecimalScalar = strawberry.scalar(
-    Decimal,
     name="Decimal",
     description='Exact decimal amount as a string, e.g. "19.99".',
     serialize=_serialize_decimal,
     parse_value=_parse_decimal,
 )
 
-SCALAR_OVERRIDES: dict[object, Any] = {dt.datetime: DateTime, Decimal: DecimalScalar}
+SCALAR_MAP: dict[object, Any] = {dt.datetime: DateTime, Decimal: DecimalScalar}

@@ -19,7 +19,7 @@ from observability.logging import (
     get_logger,
     log_operation,
 )
-from observability.request_id import current_request_id
+from observability.request_id import RequestIdMiddleware, current_request_id
 from observability.tracing import OperationTracer, configure_tracing
 
 CAPTURED = ("uvicorn", "uvicorn.error", "uvicorn.access", "gunicorn.error")
@@ -157,6 +157,8 @@ def test_sensitive_keys_are_redacted_at_any_depth(log_stream: io.StringIO) -> No
         api_key="k",
         X_Api_Key="k",
         cost=10,
+        token_count=42,
+        tokens=42,
     )
     (line,) = lines(log_stream)
     text = log_stream.getvalue()
@@ -169,6 +171,7 @@ def test_sensitive_keys_are_redacted_at_any_depth(log_stream: io.StringIO) -> No
     for key in ("access_token", "refreshToken", "client_secret", "api_key", "X_Api_Key"):
         assert line[key] == REDACTED
     assert line["cost"] == 10
+    assert line["token_count"] == 42 and line["tokens"] == 42  # guard numbers stay visible
     assert line["logger"] == "tests.redaction"
 
 
@@ -209,3 +212,25 @@ def test_lines_carry_the_trace_id_of_the_current_span(log_stream: io.StringIO) -
     (line,) = lines(log_stream)
     assert line["trace_id"] == format(span.get_span_context().trace_id, "032x")
     assert line["span_id"] == format(span.get_span_context().span_id, "016x")
+
+
+async def test_request_id_middleware_feeds_the_log_line(log_stream: io.StringIO) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        log_operation(outcome="OK", http_status=200)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/graphql", "headers": []}
+    await RequestIdMiddleware(app)(scope, receive, send)
+    # Other loggers (asyncio at DEBUG) may write too; all lines are JSON either way.
+    (line,) = [line for line in lines(log_stream) if line["logger"] == "tollgate.operation"]
+    echoed = dict(sent[0]["headers"])[b"x-request-id"].decode()
+    assert line["request_id"] == echoed

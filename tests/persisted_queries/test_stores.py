@@ -21,7 +21,7 @@ from persisted_queries import (
     extract,
     sha256_hex,
 )
-from tests.persisted_queries.conftest import Pricer
+from tests.persisted_queries.conftest import REDIS_URL, Pricer
 
 BODY_A = "query A { a }"
 BODY_B = "query B { b }"
@@ -94,7 +94,7 @@ async def test_redis_cache_round_trip_and_expiry(redis_client: Any, redis_prefix
     await cache.set("short", b"x", ttl=0.1)
     await asyncio.sleep(0.3)
     assert await cache.get("short") is None
-    decoding = redis.Redis.from_url("redis://127.0.0.1:6379/0", decode_responses=True)
+    decoding = redis.Redis.from_url(REDIS_URL, decode_responses=True)
     try:
         assert await RedisCache(decoding, prefix=redis_prefix).get("k") == b"value"
     finally:
@@ -158,3 +158,12 @@ async def test_poisoned_apq_cache_entry_is_ignored(redis_client: Any, redis_pref
     with pytest.raises(PQError) as caught:
         await registry.resolve(pq, client_name=None, may_run_adhoc=False)
     assert caught.value.code == "PERSISTED_QUERY_NOT_FOUND"  # the wrong text is never served
+
+
+async def test_store_handles_id_sets_beyond_parameter_limits(store: Store) -> None:
+    bodies = [f"query Q{i} {{ q{i} }}" for i in range(1_200)]
+    await store.save([stored("big", sha256_hex(body), body) for body in bodies])
+    ids = [sha256_hex(body) for body in bodies]
+    assert len(await store.documents("big", ids=ids)) == 1_200
+    assert len(await store.retire("big", ids[:1_100])) == 1_100
+    assert len(await store.documents("big")) == 100

@@ -38,7 +38,7 @@ def _applied(schema: GraphQLSchema) -> dict[str, list[str]]:
             continue
         for field_name, field in named.fields.items():  # type: ignore[attr-defined]
             node = field.ast_node
-            directives = sorted(print_ast(d) for d in (node.directives if node else ()))
+            directives = sorted(print_ast(d) for d in ((node.directives or ()) if node else ()))
             if directives:
                 found[f"{name}.{field_name}"] = directives
     return found

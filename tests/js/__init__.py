@@ -1,0 +1,1 @@
+"""Node.js test clients (audit, GraphiQL, Apollo) and checks of the shipped GraphiQL assets."""
