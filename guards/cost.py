@@ -237,6 +237,17 @@ def _ast_value(node: ValueNode, variables: Mapping[str, Any] | None, defaults: A
     return _MISSING
 
 
+def _schema_default(argument: GraphQLArgument) -> Any:
+    """An argument's schema default as Python (``Undefined`` when it has none)."""
+    default = getattr(argument, "default", None)  # graphql-core >= 3.3
+    if default is not None:
+        if default.literal is not None:
+            return _literal(default.literal)
+        if default.value is not Undefined:
+            return default.value
+    return argument.default_value
+
+
 def _has_variables(node: ValueNode) -> bool:
     if isinstance(node, VariableNode):
         return True
@@ -708,7 +719,7 @@ class _Compiler:
                 arg_def = definition.args.get(head)
                 if arg_def is None:
                     continue
-                default = arg_def.default_value
+                default = _schema_default(arg_def)
                 value_node = args_by_name.get(head)
                 if value_node is not None and _has_variables(value_node):
                     compiled.slicing.append((value_node, tuple(rest), default))

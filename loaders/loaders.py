@@ -15,12 +15,12 @@ from database import models
 from loaders.pages import Page, PageArgs, count_statement, per_parent_statement, to_page
 from loaders.session import RequestDb
 
-TENANTS = models.Tenant.__table__
-USERS = models.User.__table__
-PRODUCTS = models.Product.__table__
-ORDERS = models.Order.__table__
-ORDER_ITEMS = models.OrderItem.__table__
-REVIEWS = models.Review.__table__
+TENANTS: Table = models.Tenant.__table__  # type: ignore[assignment]
+USERS: Table = models.User.__table__  # type: ignore[assignment]
+PRODUCTS: Table = models.Product.__table__  # type: ignore[assignment]
+ORDERS: Table = models.Order.__table__  # type: ignore[assignment]
+ORDER_ITEMS: Table = models.OrderItem.__table__  # type: ignore[assignment]
+REVIEWS: Table = models.Review.__table__  # type: ignore[assignment]
 
 BatchHook = Callable[[str, int], None]
 
@@ -91,7 +91,7 @@ class AverageRatingByProductIdLoader(_TenantLoader):
             .where(self.tenant(REVIEWS), REVIEWS.c.product_id.in_(set(keys)))
             .group_by(REVIEWS.c.product_id)
         )
-        averages = {row[0]: round(float(row[1]), 2) for row in rows}
+        averages = {row[0]: round(float(row[1]), 2) for row in rows}  # type: ignore[misc]
         return [averages.get(key) for key in keys]
 
 
@@ -138,10 +138,12 @@ class _CountByParentLoader(_TenantLoader):
         parent = self.table.c[self.parent_col]
         for filters, parent_ids in by_filters.items():
             stmt = count_statement(
-                self.table, [self.tenant(self.table), parent.in_(parent_ids)], PageArgs(1, filters=filters)
+                self.table,
+                [self.tenant(self.table), parent.in_(parent_ids)],
+                PageArgs(1, filters=filters),
             )
             rows = await self.db.rows(stmt.add_columns(parent).group_by(parent))
-            found = {row[1]: row[0] for row in rows}
+            found = {row[1]: row[0] for row in rows}  # type: ignore[misc]
             for parent_id in parent_ids:
                 counts[(parent_id, filters)] = found.get(parent_id, 0)
         return [counts[key] for key in keys]

@@ -51,7 +51,9 @@ def ordering(table: Table, args: PageArgs) -> list[Any]:
     return [sort_col.asc(), id_col.asc()]
 
 
-def page_statement(table: Table, conditions: list[ColumnElement[bool]], args: PageArgs) -> Select[Any]:
+def page_statement(
+    table: Table, conditions: list[ColumnElement[bool]], args: PageArgs
+) -> Select[Any]:
     """SELECT one page (plus one row to tell whether a next page exists)."""
     return (
         select(table)
@@ -99,5 +101,11 @@ def to_page(rows: Sequence[Row[Any]], args: PageArgs) -> Page:
     )
 
 
-def count_statement(table: Table, conditions: list[ColumnElement[bool]], args: PageArgs) -> Select[Any]:
-    return select(func.count()).select_from(table).where(*conditions, *where_filters(table, args.filters))
+def count_statement(
+    table: Table, conditions: list[ColumnElement[bool]], args: PageArgs
+) -> Select[Any]:
+    return (
+        select(func.count())
+        .select_from(table)
+        .where(*conditions, *where_filters(table, args.filters))
+    )

@@ -39,7 +39,9 @@ class RequestDb:
             self._stack = stack
         return self._conn
 
-    async def rows(self, stmt: Executable, params: dict[str, Any] | None = None) -> Sequence[Row[Any]]:
+    async def rows(
+        self, stmt: Executable, params: dict[str, Any] | None = None
+    ) -> Sequence[Row[Any]]:
         """Run a SELECT and return all its rows."""
         async with self._lock:
             conn = await self._connection()

@@ -58,7 +58,7 @@ def extract(params: Mapping[str, Any]) -> PQRequest:
 
     if not ids:
         return PQRequest("none", None, query)
-    if len({value for _, value in ids}) > 1:
+    if len(ids) > 1 and any(value != ids[0][1] for _, value in ids):
         raise bad_request("The request names more than one persisted document id")
     kind, document_id = ids[0]
     return PQRequest("apq" if kind == "apq" else "document_id", document_id, query)

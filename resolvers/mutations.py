@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, exists, insert, select, update
+from sqlalchemy import Table, and_, exists, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -24,13 +24,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from auth import policy
 from database.engine import tenant_transaction
 from database.ids import new_id
-from loaders.loaders import ORDER_ITEMS, ORDERS, PRODUCTS, REVIEWS, TENANTS
 from database.models import IdempotencyRecord
+from loaders.loaders import ORDER_ITEMS, ORDERS, PRODUCTS, REVIEWS, TENANTS
 from resolvers.context import RequestContext
 from resolvers.errors import Forbidden, UserErrorCode, UserFailure
 from resolvers.ids import from_global_id
 
-IDEMPOTENCY = IdempotencyRecord.__table__
+IDEMPOTENCY: Table = IdempotencyRecord.__table__  # type: ignore[assignment]
 MAX_ITEMS = 50
 MAX_QUANTITY = 1000
 CENT = Decimal("0.01")
@@ -66,7 +66,9 @@ def _decode(global_id: str, type_name: str, field: list[str]) -> uuid.UUID:
     try:
         return from_global_id(global_id, type_name)[1]
     except Exception as exc:
-        raise UserFailure(UserErrorCode.INVALID_INPUT, f"Not a valid {type_name} id.", field) from exc
+        raise UserFailure(
+            UserErrorCode.INVALID_INPUT, f"Not a valid {type_name} id.", field
+        ) from exc
 
 
 def _money(value: Decimal | str | None, field: list[str]) -> Decimal | None:
@@ -146,7 +148,8 @@ async def create_order(
     async def work(conn: AsyncConnection) -> Outcome:
         if not 1 <= len(idempotency_key) <= 200:
             raise UserFailure(
-                UserErrorCode.INVALID_INPUT, "idempotencyKey must be 1-200 characters.",
+                UserErrorCode.INVALID_INPUT,
+                "idempotencyKey must be 1-200 characters.",
                 ["idempotencyKey"],
             )
         replay = await _replay(conn, ctx, idempotency_key, request_hash)
@@ -157,8 +160,13 @@ async def create_order(
         record_id = new_id()
         await conn.execute(
             insert(IDEMPOTENCY).values(
-                id=record_id, tenant_id=ctx.tenant_id, subject=ctx.principal.subject,
-                key=idempotency_key, request_hash=request_hash, order_id=None, created_at=_now(),
+                id=record_id,
+                tenant_id=ctx.tenant_id,
+                subject=ctx.principal.subject,
+                key=idempotency_key,
+                request_hash=request_hash,
+                order_id=None,
+                created_at=_now(),
             )
         )
         quantities = _validate_items(items)
@@ -168,8 +176,10 @@ async def create_order(
         order_id, now = new_id(), _now()
         seq = (
             await conn.execute(
-                update(TENANTS).where(TENANTS.c.id == ctx.tenant_id)
-                .values(order_seq=TENANTS.c.order_seq + 1).returning(TENANTS.c.order_seq)
+                update(TENANTS)
+                .where(TENANTS.c.id == ctx.tenant_id)
+                .values(order_seq=TENANTS.c.order_seq + 1)
+                .returning(TENANTS.c.order_seq)
             )
         ).scalar_one()
         total = sum(
@@ -177,17 +187,30 @@ async def create_order(
         ).quantize(CENT)
         await conn.execute(
             insert(ORDERS).values(
-                id=order_id, tenant_id=ctx.tenant_id, number=f"ORD-{seq:06d}", customer_id=user_id,
-                status="PENDING", currency=currency, total=total, note=note, internal_note=None,
-                created_at=now, updated_at=now, version=1,
+                id=order_id,
+                tenant_id=ctx.tenant_id,
+                number=f"ORD-{seq:06d}",
+                customer_id=user_id,
+                status="PENDING",
+                currency=currency,
+                total=total,
+                note=note,
+                internal_note=None,
+                created_at=now,
+                updated_at=now,
+                version=1,
             )
         )
         await conn.execute(
             insert(ORDER_ITEMS),
             [
                 {
-                    "id": new_id(), "tenant_id": ctx.tenant_id, "order_id": order_id,
-                    "product_id": pid, "position": position, "quantity": qty,
+                    "id": new_id(),
+                    "tenant_id": ctx.tenant_id,
+                    "order_id": order_id,
+                    "product_id": pid,
+                    "position": position,
+                    "quantity": qty,
                     "unit_price": products[pid].price,
                 }
                 for position, (pid, qty) in enumerate(quantities.items())
@@ -224,7 +247,8 @@ def _validate_items(items: list[tuple[str, int]]) -> dict[uuid.UUID, int]:
         if not 1 <= quantity <= MAX_QUANTITY:
             raise UserFailure(
                 UserErrorCode.INVALID_INPUT,
-                f"quantity must be between 1 and {MAX_QUANTITY}.", [*path, "quantity"],
+                f"quantity must be between 1 and {MAX_QUANTITY}.",
+                [*path, "quantity"],
             )
         if pid in quantities:
             raise UserFailure(
@@ -346,8 +370,13 @@ async def confirm_order(ctx: RequestContext, global_id: str, expected_version: i
         ctx.require_user()
         raise Forbidden("Only STAFF and ADMIN may confirm orders.")
     return await _transition(
-        ctx, global_id, expected_version, target="CONFIRMED", allowed_from=("PENDING",),
-        may=lambda row: True, restore_stock=False,
+        ctx,
+        global_id,
+        expected_version,
+        target="CONFIRMED",
+        allowed_from=("PENDING",),
+        may=lambda row: True,
+        restore_stock=False,
     )
 
 
@@ -357,9 +386,14 @@ async def cancel_order(
     """The customer while PENDING, or STAFF/ADMIN while PENDING or CONFIRMED; restores stock."""
     staff = policy.is_staff(ctx.principal)
     if reason is not None and len(reason) > 2000:
-        return Outcome(errors=[UserFailure(UserErrorCode.INVALID_INPUT, "reason is too long.", ["reason"])])
+        return Outcome(
+            errors=[UserFailure(UserErrorCode.INVALID_INPUT, "reason is too long.", ["reason"])]
+        )
     return await _transition(
-        ctx, global_id, expected_version, target="CANCELLED",
+        ctx,
+        global_id,
+        expected_version,
+        target="CANCELLED",
         allowed_from=("PENDING", "CONFIRMED") if staff else ("PENDING",),
         may=lambda row: staff or row.customer_id == ctx.principal.user_id,
         restore_stock=True,
@@ -415,15 +449,24 @@ async def add_review(
             )
         ).first()
         if duplicate is not None:
-            raise UserFailure(UserErrorCode.DUPLICATE, "You reviewed this product already.", ["productId"])
+            raise UserFailure(
+                UserErrorCode.DUPLICATE, "You reviewed this product already.", ["productId"]
+            )
         review_id = new_id()
         await conn.execute(
             insert(REVIEWS).values(
-                id=review_id, tenant_id=ctx.tenant_id, product_id=product_id, author_id=user_id,
-                rating=rating, body=body, created_at=_now(),
+                id=review_id,
+                tenant_id=ctx.tenant_id,
+                product_id=product_id,
+                author_id=user_id,
+                rating=rating,
+                body=body,
+                created_at=_now(),
             )
         )
-        return Outcome(row=(await conn.execute(select(REVIEWS).where(REVIEWS.c.id == review_id))).one())
+        return Outcome(
+            row=(await conn.execute(select(REVIEWS).where(REVIEWS.c.id == review_id))).one()
+        )
 
     return await _run(ctx, work)
 
@@ -463,9 +506,17 @@ async def create_product(ctx: RequestContext, values: dict[str, Any]) -> Outcome
         product_id = new_id()
         await conn.execute(
             insert(PRODUCTS).values(
-                id=product_id, tenant_id=ctx.tenant_id, sku=values["sku"], name=values["name"],
-                description=values.get("description"), price=price, currency=values["currency"],
-                unit_cost=unit_cost, stock=values["stock"], created_at=_now(), version=1,
+                id=product_id,
+                tenant_id=ctx.tenant_id,
+                sku=values["sku"],
+                name=values["name"],
+                description=values.get("description"),
+                price=price,
+                currency=values["currency"],
+                unit_cost=unit_cost,
+                stock=values["stock"],
+                created_at=_now(),
+                version=1,
             )
         )
         row = (await conn.execute(select(PRODUCTS).where(PRODUCTS.c.id == product_id))).one()
@@ -512,7 +563,9 @@ async def update_product(
         ).first()
         if changed is None:
             raise UserFailure(
-                UserErrorCode.VERSION_CONFLICT, "The product changed meanwhile.", ["expectedVersion"]
+                UserErrorCode.VERSION_CONFLICT,
+                "The product changed meanwhile.",
+                ["expectedVersion"],
             )
         return Outcome(row=changed)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, func
 from sqlalchemy.engine import Row
 
 from auth import policy
@@ -65,9 +65,7 @@ def _product_scope(ctx: RequestContext, search: str | None) -> list[ColumnElemen
     if search:
         if len(search) > 200:
             raise BadUserInput("search is longer than 200 characters.", argument="search")
-        conditions.append(
-            func.lower(PRODUCTS.c.name).contains(search.lower(), autoescape=True)
-        )
+        conditions.append(func.lower(PRODUCTS.c.name).contains(search.lower(), autoescape=True))
     return conditions
 
 

@@ -10,7 +10,14 @@ from strawberry.types import Info
 from resolvers import mutations, queries
 from resolvers.errors import BadUserInput, Unauthenticated, UserFailure
 from schema.directives import PAGE, ListSize
-from schema.enums import OrderSortField, OrderStatus, ProductSortField, Role, SortDirection, UserErrorCode
+from schema.enums import (
+    OrderSortField,
+    OrderStatus,
+    ProductSortField,
+    Role,
+    SortDirection,
+    UserErrorCode,
+)
 from schema.inputs import (
     AddReviewInput,
     CancelOrderInput,
@@ -51,7 +58,9 @@ def _node(found: tuple[str, Any] | None) -> Node | None:
 
 @strawberry.type(description="Everything a caller can read.")
 class Query:
-    @strawberry.field(description="Fetch any object by its global id; null when not found or not yours.")
+    @strawberry.field(
+        description="Fetch any object by its global id; null when not found or not yours."
+    )
     async def node(self, info: Info, id: strawberry.ID) -> Node | None:
         return _node(await queries.node(info.context, id))
 
@@ -62,7 +71,10 @@ class Query:
     async def nodes(self, info: Info, ids: list[strawberry.ID]) -> list[Node | None]:
         if len(ids) > MAX_NODES_IDS:
             raise BadUserInput(
-                f"At most {MAX_NODES_IDS} ids.", argument="ids", observed=len(ids), limit=MAX_NODES_IDS
+                f"At most {MAX_NODES_IDS} ids.",
+                argument="ids",
+                observed=len(ids),
+                limit=MAX_NODES_IDS,
             )
         ctx = info.context
         return [_node(await queries.node(ctx, global_id)) for global_id in ids]
@@ -77,7 +89,10 @@ class Query:
 
     @strawberry.field(description="STAFF and ADMIN only.", directives=[PAGE])
     async def users(
-        self, info: Info, first: int | None = 20, after: str | None = strawberry.UNSET,
+        self,
+        info: Info,
+        first: int | None = 20,
+        after: str | None = strawberry.UNSET,
         role: Role | None = strawberry.UNSET,
     ) -> UserConnection:
         ctx = info.context
@@ -88,13 +103,19 @@ class Query:
 
     @strawberry.field(description="The tenant's product catalog.", directives=[PAGE])
     async def products(
-        self, info: Info, first: int | None = 20, after: str | None = strawberry.UNSET,
-        search: str | None = strawberry.UNSET, order_by: ProductOrder | None = strawberry.UNSET,
+        self,
+        info: Info,
+        first: int | None = 20,
+        after: str | None = strawberry.UNSET,
+        search: str | None = strawberry.UNSET,
+        order_by: ProductOrder | None = strawberry.UNSET,
     ) -> ProductConnection:
         ctx = info.context
         order = _opt(order_by) or ProductOrder()
         sort = queries.PRODUCT_SORT[order.field.value]
-        args = queries.page_args(ctx, first, after, sort=sort, desc=order.direction == SortDirection.DESC)
+        args = queries.page_args(
+            ctx, first, after, sort=sort, desc=order.direction == SortDirection.DESC
+        )
         term = _opt(search)
         page = await queries.products_page(ctx, args, term)
         return ProductConnection.build(page, sort, lambda: queries.products_count(ctx, args, term))  # type: ignore[attr-defined,no-any-return]
@@ -109,15 +130,24 @@ class Query:
         directives=[PAGE],
     )
     async def orders(
-        self, info: Info, first: int | None = 20, after: str | None = strawberry.UNSET,
-        status: OrderStatus | None = strawberry.UNSET, order_by: OrderOrder | None = strawberry.UNSET,
+        self,
+        info: Info,
+        first: int | None = 20,
+        after: str | None = strawberry.UNSET,
+        status: OrderStatus | None = strawberry.UNSET,
+        order_by: OrderOrder | None = strawberry.UNSET,
     ) -> OrderConnection:
         ctx = info.context
         order = _opt(order_by) or OrderOrder()
         sort = queries.ORDER_SORT[order.field.value]
         filters = (("status", status.value),) if status else ()
         args = queries.page_args(
-            ctx, first, after, sort=sort, desc=order.direction == SortDirection.DESC, filters=filters
+            ctx,
+            first,
+            after,
+            sort=sort,
+            desc=order.direction == SortDirection.DESC,
+            filters=filters,
         )
         page = await queries.orders_page(ctx, args)
         return OrderConnection.build(page, sort, lambda: queries.orders_count(ctx, args))  # type: ignore[attr-defined,no-any-return]
@@ -131,8 +161,12 @@ class Query:
     def rate_limit(self, info: Info, dry_run: bool | None = False) -> RateLimit:
         view = info.context.rate_limit
         return RateLimit(
-            limit=view.limit, cost=view.cost, remaining=view.remaining,
-            restore_rate=view.restore_rate, reset_at=view.reset_at, node_count=view.node_count,
+            limit=view.limit,
+            cost=view.cost,
+            remaining=view.remaining,
+            restore_rate=view.restore_rate,
+            reset_at=view.reset_at,
+            node_count=view.node_count,
         )
 
 
@@ -205,7 +239,9 @@ class Mutation:
         )
         return OrderPayload(order=_row(outcome, Order), user_errors=_errors(outcome))
 
-    @strawberry.mutation(description="A customer who ordered the product; one review per user and product.")
+    @strawberry.mutation(
+        description="A customer who ordered the product; one review per user and product."
+    )
     async def add_review(self, info: Info, input: AddReviewInput) -> ReviewPayload:
         outcome = await mutations.add_review(
             info.context, input.product_id, input.rating, _opt(input.body)
@@ -215,9 +251,13 @@ class Mutation:
     @strawberry.mutation(description="ADMIN; scope write:products.")
     async def create_product(self, info: Info, input: CreateProductInput) -> ProductPayload:
         values = {
-            "sku": input.sku, "name": input.name, "description": _opt(input.description),
-            "price": input.price, "currency": input.currency.value,
-            "unit_cost": _opt(input.unit_cost), "stock": input.stock,
+            "sku": input.sku,
+            "name": input.name,
+            "description": _opt(input.description),
+            "price": input.price,
+            "currency": input.currency.value,
+            "unit_cost": _opt(input.unit_cost),
+            "stock": input.stock,
         }
         outcome = await mutations.create_product(info.context, values)
         return ProductPayload(product=_row(outcome, Product), user_errors=_errors(outcome))
@@ -225,10 +265,15 @@ class Mutation:
     @strawberry.mutation(description="ADMIN; scope write:products.")
     async def update_product(self, info: Info, input: UpdateProductInput) -> ProductPayload:
         changes = {
-            "name": _opt(input.name), "description": _opt(input.description),
-            "price": _opt(input.price), "unit_cost": _opt(input.unit_cost), "stock": _opt(input.stock),
+            "name": _opt(input.name),
+            "description": _opt(input.description),
+            "price": _opt(input.price),
+            "unit_cost": _opt(input.unit_cost),
+            "stock": _opt(input.stock),
         }
-        outcome = await mutations.update_product(info.context, input.id, input.expected_version, changes)
+        outcome = await mutations.update_product(
+            info.context, input.id, input.expected_version, changes
+        )
         return ProductPayload(product=_row(outcome, Product), user_errors=_errors(outcome))
 
 

@@ -30,7 +30,9 @@ class PageInfo:
     has_next_page: bool = strawberry.field(description="More items follow this page.")
     has_previous_page: bool = strawberry.field(description="Items precede this page.")
     start_cursor: str | None = strawberry.field(description="Cursor of the first item.")
-    end_cursor: str | None = strawberry.field(description="Cursor of the last item; pass it as after.")
+    end_cursor: str | None = strawberry.field(
+        description="Cursor of the last item; pass it as after."
+    )
 
 
 @strawberry.type(
@@ -59,7 +61,9 @@ class RateLimit:
     remaining: int = strawberry.field(description="Points left after this operation was charged.")
     restore_rate: float = strawberry.field(description="Points restored per second.")
     reset_at: dt.datetime = strawberry.field(description="When the bucket will be full again.")
-    node_count: int = strawberry.field(description="Upper bound of objects this operation may return.")
+    node_count: int = strawberry.field(
+        description="Upper bound of objects this operation may return."
+    )
 
 
 def _ctx(info: Info) -> Any:
@@ -87,8 +91,11 @@ class User(Node):
     @classmethod
     def from_row(cls, row: Row) -> User:
         return cls(
-            id=strawberry.ID(to_global_id("User", row.id)), name=row.name, role=Role(row.role),
-            created_at=row.created_at, row=row,
+            id=strawberry.ID(to_global_id("User", row.id)),
+            name=row.name,
+            role=Role(row.role),
+            created_at=row.created_at,
+            row=row,
         )
 
     @strawberry.field(
@@ -100,7 +107,10 @@ class User(Node):
 
     @strawberry.field(description="The user's orders, newest first.", directives=[PAGE])
     async def orders(
-        self, info: Info, first: int | None = 20, after: str | None = strawberry.UNSET,
+        self,
+        info: Info,
+        first: int | None = 20,
+        after: str | None = strawberry.UNSET,
         status: OrderStatus | None = strawberry.UNSET,
     ) -> OrderConnection:
         ctx = _ctx(info)
@@ -131,15 +141,22 @@ class Product(Node):
     description: str | None = strawberry.field(description="Longer text, if any.")
     stock: int = strawberry.field(description="Units in stock.")
     created_at: dt.datetime = strawberry.field(description="When the product was created.")
-    version: int = strawberry.field(description="Optimistic-concurrency version; bumped by every change.")
+    version: int = strawberry.field(
+        description="Optimistic-concurrency version; bumped by every change."
+    )
     row: strawberry.Private[Row]
 
     @classmethod
     def from_row(cls, row: Row) -> Product:
         return cls(
-            id=strawberry.ID(to_global_id("Product", row.id)), sku=row.sku, name=row.name,
-            description=row.description, stock=row.stock, created_at=row.created_at,
-            version=row.version, row=row,
+            id=strawberry.ID(to_global_id("Product", row.id)),
+            sku=row.sku,
+            name=row.name,
+            description=row.description,
+            stock=row.stock,
+            created_at=row.created_at,
+            version=row.version,
+            row=row,
         )
 
     @strawberry.field(description="Current unit price.")
@@ -181,7 +198,9 @@ class OrderItem:
     @classmethod
     def from_row(cls, row: Row, currency: str) -> OrderItem:
         return cls(
-            id=strawberry.ID(to_global_id("OrderItem", row.id)), quantity=row.quantity, row=row,
+            id=strawberry.ID(to_global_id("OrderItem", row.id)),
+            quantity=row.quantity,
+            row=row,
             currency=currency,
         )
 
@@ -209,15 +228,23 @@ class Order(Node):
     note: str | None = strawberry.field(description="The customer's note.")
     created_at: dt.datetime = strawberry.field(description="When the order was placed.")
     updated_at: dt.datetime = strawberry.field(description="When the order last changed.")
-    version: int = strawberry.field(description="Optimistic-concurrency version; bumped by every change.")
+    version: int = strawberry.field(
+        description="Optimistic-concurrency version; bumped by every change."
+    )
     row: strawberry.Private[Row]
 
     @classmethod
     def from_row(cls, row: Row) -> Order:
         return cls(
-            id=strawberry.ID(to_global_id("Order", row.id)), number=row.number,
-            status=OrderStatus(row.status), currency=Currency(row.currency), note=row.note,
-            created_at=row.created_at, updated_at=row.updated_at, version=row.version, row=row,
+            id=strawberry.ID(to_global_id("Order", row.id)),
+            number=row.number,
+            status=OrderStatus(row.status),
+            currency=Currency(row.currency),
+            note=row.note,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            version=row.version,
+            row=row,
         )
 
     @strawberry.field(description="Sum of the items' subtotals.")
@@ -235,7 +262,9 @@ class Order(Node):
     async def customer(self, info: Info) -> User:
         return User.from_row(await _ctx(info).loaders.user.load(self.row.customer_id))
 
-    @strawberry.field(description="At most 50 items per order.", directives=[ListSize(assumed_size=50)])
+    @strawberry.field(
+        description="At most 50 items per order.", directives=[ListSize(assumed_size=50)]
+    )
     async def items(self, info: Info) -> list[OrderItem]:
         rows = await _ctx(info).loaders.order_items.load(self.row.id)
         currency = self.row.currency
@@ -253,8 +282,11 @@ class Review(Node):
     @classmethod
     def from_row(cls, row: Row) -> Review:
         return cls(
-            id=strawberry.ID(to_global_id("Review", row.id)), rating=row.rating, body=row.body,
-            created_at=row.created_at, row=row,
+            id=strawberry.ID(to_global_id("Review", row.id)),
+            rating=row.rating,
+            body=row.body,
+            created_at=row.created_at,
+            row=row,
         )
 
     @strawberry.field(description="Who wrote it.")
@@ -342,7 +374,23 @@ class UserError:
 
 
 __all__ = [
-    "Money", "Node", "Order", "OrderConnection", "OrderEdge", "OrderItem", "PageInfo", "Product",
-    "ProductConnection", "ProductEdge", "RateLimit", "Review", "ReviewConnection", "ReviewEdge",
-    "User", "UserConnection", "UserEdge", "UserError", "money",
+    "Money",
+    "Node",
+    "Order",
+    "OrderConnection",
+    "OrderEdge",
+    "OrderItem",
+    "PageInfo",
+    "Product",
+    "ProductConnection",
+    "ProductEdge",
+    "RateLimit",
+    "Review",
+    "ReviewConnection",
+    "ReviewEdge",
+    "User",
+    "UserConnection",
+    "UserEdge",
+    "UserError",
+    "money",
 ]

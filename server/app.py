@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,18 +15,23 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from auth.tokens import TokenVerifier
 from database.engine import make_engine, ping
 from guards.limits import Limits
 from guards.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from observability import Metrics, OperationTracer, configure_logging, configure_tracing
+from observability.request_id import RequestIdMiddleware
 from schema import build_schema
 from server import dbstats, graphiql
 from server.endpoint import GraphQLEndpoint
-from observability.request_id import RequestIdMiddleware
-from server.middleware import BodySizeLimitMiddleware, SecurityHeadersMiddleware
+from server.middleware import (
+    BodySizeLimitMiddleware,
+    HTTPMetricsMiddleware,
+    SecurityHeadersMiddleware,
+)
 from server.pipeline import GraphQLPipeline
 from server.settings import Settings
 
@@ -35,6 +41,19 @@ log = logging.getLogger("tollgate")
 def create_app(settings: Settings | None = None) -> Starlette:
     """Build the application; resources (engine, Redis) open and close with its lifespan."""
     settings = settings or Settings()
+    configure_logging(level=settings.log_level, json=settings.log_json)
+    metrics: Metrics | None = None
+    if settings.metrics:
+        multiprocess_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+        from prometheus_client import CollectorRegistry
+
+        metrics = Metrics(
+            None if multiprocess_dir else CollectorRegistry(), multiprocess_dir=multiprocess_dir
+        )
+    provider = configure_tracing(
+        otlp_endpoint=settings.otlp_endpoint, sample_ratio=settings.trace_sample_ratio
+    )
+    tracer = OperationTracer(provider)
     strawberry_schema = build_schema()
     sdl = strawberry_schema.as_str()
     engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
@@ -66,7 +85,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
         engine=engine,
         graphiql_html=graphiql.graphiql_html() if settings.graphiql_enabled else None,
         graphiql_csp=graphiql.CONTENT_SECURITY_POLICY,
+        metrics=metrics,
+        tracer=tracer,
     )
+
+    async def metrics_endpoint(request: Request) -> Response:
+        if metrics is None:
+            return JSONResponse({"error": "metrics are disabled"}, status_code=404)
+        body, content_type = metrics.render(request.headers.get("accept"))
+        return Response(body, media_type=content_type)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -94,27 +121,45 @@ def create_app(settings: Settings | None = None) -> Starlette:
             if limiter is not None:
                 await limiter.close()
             await engine.dispose()
+            if provider is not None:
+                provider.shutdown()
 
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/graphql", endpoint.handle, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
+        Route("/metrics", metrics_endpoint),
     ]
     if settings.graphiql_enabled:
         routes.append(Mount(graphiql.STATIC_URL, StaticFiles(directory=graphiql.STATIC_DIR)))
     middleware = [
         Middleware(RequestIdMiddleware),
+        Middleware(HTTPMetricsMiddleware, metrics=metrics),
         Middleware(SecurityHeadersMiddleware, hsts=bool(settings.ssl_certfile)),
         Middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes),
         Middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
-            allow_headers=["authorization", "content-type", "x-request-id", "x-cost-dry-run",
-                           "apollographql-client-name", "apollographql-client-version",
-                           "graphql-client-name", "graphql-client-version"],
-            expose_headers=["x-request-id", "retry-after", "ratelimit", "ratelimit-policy",
-                            "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"],
+            allow_headers=[
+                "authorization",
+                "content-type",
+                "x-request-id",
+                "x-cost-dry-run",
+                "apollographql-client-name",
+                "apollographql-client-version",
+                "graphql-client-name",
+                "graphql-client-version",
+            ],
+            expose_headers=[
+                "x-request-id",
+                "retry-after",
+                "ratelimit",
+                "ratelimit-policy",
+                "x-ratelimit-limit",
+                "x-ratelimit-remaining",
+                "x-ratelimit-reset",
+            ],
         ),
         Middleware(GZipMiddleware, minimum_size=1024),
     ]

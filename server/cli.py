@@ -49,13 +49,20 @@ def cmd_seed(args: argparse.Namespace) -> int:
             await engine.dispose()
 
     summary = asyncio.run(run())
-    print("seeded: " + str(summary) if summary else "database not empty; seed skipped", file=sys.stderr)
+    print(
+        "seeded: " + str(summary) if summary else "database not empty; seed skipped",
+        file=sys.stderr,
+    )
     return 0
 
 
 async def mint_demo_token(
-    settings: Settings, tenant: str, role: str, user: str | None = None,
-    scopes: Sequence[str] | None = None, ttl: int = 3600,
+    settings: Settings,
+    tenant: str,
+    role: str,
+    user: str | None = None,
+    scopes: Sequence[str] | None = None,
+    ttl: int = 3600,
 ) -> str:
     """Mint a token for a demo user (or ``user``) of ``tenant`` with ``role``."""
     from sqlalchemy import select
@@ -73,12 +80,14 @@ async def mint_demo_token(
             if tenant_row is None:
                 raise SystemExit(f"no tenant {tenant!r}; run `python -m server seed` first")
             if user:
-                row = (await conn.execute(
-                    select(User.__table__).where(
-                        User.__table__.c.tenant_id == tenant_row.id,
-                        User.__table__.c.id == __import__("uuid").UUID(user),
+                row = (
+                    await conn.execute(
+                        select(User.__table__).where(
+                            User.__table__.c.tenant_id == tenant_row.id,
+                            User.__table__.c.id == __import__("uuid").UUID(user),
+                        )
                     )
-                )).first()
+                ).first()
             else:
                 row = await demo_user(conn, tenant, role.upper())
             if row is None:
@@ -86,8 +95,12 @@ async def mint_demo_token(
     finally:
         await engine.dispose()
     return mint_token(
-        settings.jwt(), subject=str(row.id), tenant_id=tenant_row.id,
-        role=Role(row.role), scopes=list(scopes) if scopes else None, ttl_seconds=ttl,
+        settings.jwt(),
+        subject=str(row.id),
+        tenant_id=tenant_row.id,
+        role=Role(row.role),
+        scopes=list(scopes) if scopes else None,
+        ttl_seconds=ttl,
     )
 
 
@@ -97,7 +110,9 @@ def cmd_token(args: argparse.Namespace) -> int:
         print("token needs TOLLGATE_JWT_SECRET (HS256) to sign with", file=sys.stderr)
         return 2
     scopes = args.scope.split() if args.scope else None
-    token = asyncio.run(mint_demo_token(settings, args.tenant, args.role, args.user, scopes, args.ttl))
+    token = asyncio.run(
+        mint_demo_token(settings, args.tenant, args.role, args.user, scopes, args.ttl)
+    )
     print(token)
     return 0
 
@@ -119,8 +134,11 @@ def cmd_cost(args: argparse.Namespace) -> int:
     text = Path(args.file).read_text(encoding="utf-8")
     variables = json.loads(args.variables) if args.variables else None
     report = price_document(
-        build_sdl(build_schema().as_str()), text, variables=variables,
-        operation_name=args.operation, limits=Limits.from_mapping(_settings().limits),
+        build_sdl(build_schema().as_str()),
+        text,
+        variables=variables,
+        operation_name=args.operation,
+        limits=Limits.from_mapping(_settings().limits),
     )
     print(json.dumps(report, indent=2, default=str))
     return 1 if report.get("errors") else 0
@@ -137,7 +155,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if workers > 1 and settings.database_url.startswith("sqlite") and not settings.redis_url:
         print(
             "note: several workers without TOLLGATE_REDIS_URL keep separate rate-limit "
-            "buckets per worker", file=sys.stderr,
+            "buckets per worker",
+            file=sys.stderr,
         )
     uvicorn.run(
         "server.asgi:create",
@@ -168,7 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--ssl-keyfile")
     serve.set_defaults(fn=cmd_serve)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(fn=cmd_migrate)
-    sub.add_parser("seed", help="load the demo data into an empty database").set_defaults(fn=cmd_seed)
+    sub.add_parser("seed", help="load the demo data into an empty database").set_defaults(
+        fn=cmd_seed
+    )
     token = sub.add_parser("token", help="print a JWT for a demo user")
     token.add_argument("--tenant", default="acme")
     token.add_argument("--role", default="customer", choices=["customer", "staff", "admin"])

@@ -8,7 +8,9 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-_counter: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("sql_statements", default=None)
+_counter: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
+    "sql_statements", default=None
+)
 
 
 def _before_execute(*_args: Any, **_kwargs: Any) -> None:

@@ -16,6 +16,7 @@ from auth import Principal, policy
 from auth.tokens import AuthError, TokenVerifier, parse_bearer
 from guards.ratelimit import BucketPolicy, rate_limit_headers
 from loaders import Loaders, RequestDb
+from observability import Metrics, OperationTracer, ServerTiming, log_operation
 from resolvers.context import RequestContext
 from server import dbstats
 from server.pipeline import (
@@ -53,6 +54,8 @@ class Outcome:
     operation_type: str | None = None
     requested: int | None = None
     actual: int | None = None
+    document_id: str | None = None
+    registered: bool = False
 
 
 class Policies:
@@ -65,7 +68,9 @@ class Policies:
             for name, (capacity, rate) in settings.tiers.items()
         }
         self.tenant = BucketPolicy("tenant", settings.tenant_capacity, settings.tenant_restore_rate)
-        self.anonymous = BucketPolicy("ip", settings.anonymous_capacity, settings.anonymous_restore_rate)
+        self.anonymous = BucketPolicy(
+            "ip", settings.anonymous_capacity, settings.anonymous_restore_rate
+        )
         self.write = BucketPolicy("write", settings.write_capacity, settings.write_restore_rate)
 
     def keys(self, principal: Principal, mutation: bool) -> list[tuple[str, BucketPolicy]]:
@@ -73,7 +78,10 @@ class Policies:
             return [(f"ip:{principal.client_ip or 'unknown'}", self.anonymous)]
         tenant = principal.tenant_id.hex
         user_policy = self.tiers.get(principal.tier, self.user)
-        keys = [(f"user:{tenant}:{principal.subject}", user_policy), (f"tenant:{tenant}", self.tenant)]
+        keys = [
+            (f"user:{tenant}:{principal.subject}", user_policy),
+            (f"tenant:{tenant}", self.tenant),
+        ]
         if mutation:
             keys.append((f"write:{tenant}:{principal.subject}", self.write))
         return keys
@@ -98,13 +106,16 @@ def _only_rate_limit(prepared: PreparedDocument) -> Any:
     """The operation reduced to its ``rateLimit`` and ``__typename`` root fields (a dry run)."""
     operation = prepared.operation
     kept = tuple(
-        s for s in operation.selection_set.selections
+        s
+        for s in operation.selection_set.selections
         if isinstance(s, FieldNode) and s.name.value in ("rateLimit", "__typename")
     )
     selection_set = type(operation.selection_set)(selections=kept)
     reduced = OperationDefinitionNode(
-        operation=operation.operation, name=operation.name,
-        variable_definitions=operation.variable_definitions, directives=operation.directives,
+        operation=operation.operation,
+        name=operation.name,
+        variable_definitions=operation.variable_definitions,
+        directives=operation.directives,
         selection_set=selection_set,
     )
     return type(prepared.document)(definitions=(reduced,))
@@ -114,9 +125,19 @@ class GraphQLEndpoint:
     """Handles GET and POST on ``/graphql``."""
 
     def __init__(
-        self, *, settings: Settings, pipeline: GraphQLPipeline, verifier: TokenVerifier,
-        engine: Any, graphiql_html: str | None, graphiql_csp: str | None,
+        self,
+        *,
+        settings: Settings,
+        pipeline: GraphQLPipeline,
+        verifier: TokenVerifier,
+        engine: Any,
+        graphiql_html: str | None,
+        graphiql_csp: str | None,
+        metrics: Metrics | None = None,
+        tracer: OperationTracer | None = None,
     ) -> None:
+        self.metrics = metrics
+        self.tracer = tracer or OperationTracer(None)
         self.settings = settings
         self.pipeline = pipeline
         self.verifier = verifier
@@ -128,8 +149,15 @@ class GraphQLEndpoint:
     async def handle(self, request: Request) -> Response:
         request_id = getattr(request.state, "request_id", None) or uuid.uuid4().hex
         accept = request.headers.get("accept", "")
-        if request.method == "GET" and self.graphiql_html and "text/html" in accept and not request.query_params:
-            return HTMLResponse(self.graphiql_html, headers={"Content-Security-Policy": self.graphiql_csp or ""})
+        if (
+            request.method == "GET"
+            and self.graphiql_html
+            and "text/html" in accept
+            and not request.query_params
+        ):
+            return HTMLResponse(
+                self.graphiql_html, headers={"Content-Security-Policy": self.graphiql_csp or ""}
+            )
         try:
             media = negotiate(accept)
         except HTTPFailure as failure:
@@ -140,7 +168,9 @@ class GraphQLEndpoint:
         except HTTPFailure as failure:
             return json_response(
                 error_body(failure.message, failure.code, **failure.extensions),
-                failure.status, media, failure.headers,
+                failure.status,
+                media,
+                failure.headers,
             )
         if len(params) == 1:
             outcome = await self.run(request, params[0], principal, media, request_id)
@@ -152,11 +182,15 @@ class GraphQLEndpoint:
         if request.method == "GET":
             return params_from_get(request)
         if request.method != "POST":
-            raise HTTPFailure(405, "Use GET or POST.", "METHOD_NOT_ALLOWED", headers={"Allow": "GET, POST"})
+            raise HTTPFailure(
+                405, "Use GET or POST.", "METHOD_NOT_ALLOWED", headers={"Allow": "GET, POST"}
+            )
         body = await request.body()
         return params_from_body(
-            body, request.headers.get("content-type", ""),
-            batching=self.settings.batching, max_batch=self.pipeline.limits.max_batch.value,
+            body,
+            request.headers.get("content-type", ""),
+            batching=self.settings.batching,
+            max_batch=self.pipeline.limits.max_batch.value,
         )
 
     def _authenticate(self, request: Request) -> Principal:
@@ -168,38 +202,96 @@ class GraphQLEndpoint:
             principal = self.verifier.verify(token)
         except AuthError as error:
             raise HTTPFailure(
-                401, f"Authentication failed: {error.reason}.", "UNAUTHENTICATED",
+                401,
+                f"Authentication failed: {error.reason}.",
+                "UNAUTHENTICATED",
                 headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
             ) from None
         return Principal(
-            subject=principal.subject, tenant_id=principal.tenant_id, role=principal.role,
-            scopes=principal.scopes, tier=principal.tier, client_ip=client_ip,
+            subject=principal.subject,
+            tenant_id=principal.tenant_id,
+            role=principal.role,
+            scopes=principal.scopes,
+            tier=principal.tier,
+            client_ip=client_ip,
         )
 
     async def run(
-        self, request: Request, params: GraphQLParams, principal: Principal, media: str, request_id: str
+        self,
+        request: Request,
+        params: GraphQLParams,
+        principal: Principal,
+        media: str,
+        request_id: str,
     ) -> Outcome:
         started = time.perf_counter()
         statements = dbstats.start()
-        try:
-            outcome = await self._run(request, params, principal, media, request_id)
-        except OperationRefused as refused:
-            status = refused.status
-            if media == JSON and status == 400 and refused.code in (
-                "GRAPHQL_PARSE_FAILED", "GRAPHQL_VALIDATION_FAILED", "BAD_USER_INPUT"
-            ):
-                # Legacy application/json clients get 200 for GraphQL-level failures (the
-                # released graphql-http audits 572B, FDE2, 7B9B expect this).
-                status = 200
-            outcome = Outcome({"errors": refused.errors}, status, refused.headers, refused.code)
-        log.debug(
-            "operation %s %s in %.1f ms, %d statements", outcome.operation_name, outcome.code,
-            (time.perf_counter() - started) * 1000, statements[0],
+        timing = ServerTiming()
+        with self.tracer.operation_span() as span:
+            try:
+                outcome = await self._run(request, params, principal, media, request_id, timing)
+            except OperationRefused as refused:
+                status = refused.status
+                if (
+                    media == JSON
+                    and status == 400
+                    and refused.code
+                    in ("GRAPHQL_PARSE_FAILED", "GRAPHQL_VALIDATION_FAILED", "BAD_USER_INPUT")
+                ):
+                    # Legacy application/json clients get 200 for GraphQL-level failures (the
+                    # released graphql-http audits 572B, FDE2, 7B9B expect this).
+                    status = 200
+                outcome = Outcome(
+                    {"errors": refused.errors}, status, dict(refused.headers), refused.code
+                )
+                if self.metrics is not None:
+                    self.metrics.refusal(refused.code)
+            self.tracer.set_operation(
+                span, outcome.operation_name, outcome.operation_type, outcome.document_id
+            )
+            if outcome.code != "OK":
+                self.tracer.set_error(span, outcome.code)
+        latency_ms = (time.perf_counter() - started) * 1000
+        timing.add("total", latency_ms)
+        outcome.headers = {**(outcome.headers or {}), "Server-Timing": timing.header()}
+        headers = request.headers
+        log_operation(
+            request_id=request_id,
+            tenant=principal.tenant_id.hex if principal.tenant_id else None,
+            subject=None if principal.anonymous else principal.subject,
+            client_name=headers.get("apollographql-client-name")
+            or headers.get("graphql-client-name"),
+            client_version=headers.get("apollographql-client-version")
+            or headers.get("graphql-client-version"),
+            operation_name=outcome.operation_name or params.operation_name,
+            operation_type=outcome.operation_type,
+            document_id=outcome.document_id,
+            cost_requested=outcome.requested,
+            cost_actual=outcome.actual,
+            outcome=outcome.code,
+            http_status=outcome.status,
+            latency_ms=round(latency_ms, 3),
+            sql_statements=statements[0],
         )
+        if self.metrics is not None:
+            self.metrics.operation(
+                outcome.operation_name,
+                outcome.operation_type,
+                outcome.code,
+                registered=outcome.registered,
+                cost_requested=outcome.requested,
+                cost_actual=outcome.actual,
+            )
         return outcome
 
     async def _run(
-        self, request: Request, params: GraphQLParams, principal: Principal, media: str, request_id: str
+        self,
+        request: Request,
+        params: GraphQLParams,
+        principal: Principal,
+        media: str,
+        request_id: str,
+        timing: ServerTiming,
     ) -> Outcome:
         text = params.query
         if text is None:
@@ -207,19 +299,32 @@ class GraphQLEndpoint:
                 [{"message": "The request has no query.", "extensions": {"code": "BAD_REQUEST"}}]
             )
         may_introspect = policy.can_introspect(principal, production=self.settings.production)
-        prepared = self.pipeline.prepare(text, params.operation_name, may_introspect=may_introspect)
+        with timing.measure("gate"), self.tracer.phase("graphql.validate"):
+            prepared = self.pipeline.prepare(
+                text, params.operation_name, may_introspect=may_introspect
+            )
         mutation = is_mutation(prepared)
         if request.method == "GET" and prepared.operation_type != "query":
             raise OperationRefused(
-                [{"message": "Only queries may be sent with GET; use POST.",
-                  "extensions": {"code": "METHOD_NOT_ALLOWED"}}],
-                status=405, headers={"Allow": "POST"},
+                [
+                    {
+                        "message": "Only queries may be sent with GET; use POST.",
+                        "extensions": {"code": "METHOD_NOT_ALLOWED"},
+                    }
+                ],
+                status=405,
+                headers={"Allow": "POST"},
             )
-        coerced = self.pipeline.coerce_variables(prepared, params.variables)
-        estimate, measured = self.pipeline.price(prepared, coerced)
+        with timing.measure("cost"), self.tracer.phase("graphql.cost"):
+            coerced = self.pipeline.coerce_variables(prepared, params.variables)
+            estimate, measured = self.pipeline.price(prepared, coerced)
         for error in measured:
             log.info("limit measured (not enforced): %s", error.code)
-        dry_run = _dry_run_requested(prepared, coerced, request.headers.get("x-cost-dry-run") == "1")
+            if self.metrics is not None:
+                self.metrics.refusal(f"{error.code}:measured")
+        dry_run = _dry_run_requested(
+            prepared, coerced, request.headers.get("x-cost-dry-run") == "1"
+        )
         keys = self.policies.keys(principal, mutation)
         if dry_run:
             charge = Charge(requested=estimate.requested, nodes=estimate.nodes, keys=keys)
@@ -227,17 +332,28 @@ class GraphQLEndpoint:
                 peek = await self.pipeline.limiter.peek(keys[0][0], keys[0][1])
                 charge.decision = type("Peek", (), {"binding": peek, "allowed": True})()  # type: ignore[assignment]
         else:
-            charge = await self.pipeline.charge(keys, estimate.requested, estimate.nodes)
+            with timing.measure("ratelimit"):
+                try:
+                    charge = await self.pipeline.charge(keys, estimate.requested, estimate.nodes)
+                except OperationRefused as refused:
+                    self._count_decision(refused.code, keys)
+                    raise
+            self._count_decision("error" if charge.limiter_error else "allowed", keys)
         db = RequestDb(self.engine, principal.tenant_id)
         context = RequestContext(
-            principal=principal, engine=self.engine, db=db, loaders=Loaders(db),
-            request_id=request_id, production=self.settings.production,
+            principal=principal,
+            engine=self.engine,
+            db=db,
+            loaders=Loaders(db, self._on_batch),
+            request_id=request_id,
+            production=self.settings.production,
             max_page_size=self.pipeline.limits.max_page_size,
             rate_limit=self.pipeline.rate_limit_info(charge),
         )
         try:
             document = _only_rate_limit(prepared) if dry_run else None
-            result = await self.pipeline.execute(prepared, params.variables, context, document)
+            with timing.measure("exec"), self.tracer.phase("graphql.execute"):
+                result = await self.pipeline.execute(prepared, params.variables, context, document)
         finally:
             await db.close()
         actual = 0 if dry_run else prepared.plan.actual(result.data)
@@ -262,7 +378,9 @@ class GraphQLEndpoint:
             binding = charge.decision.binding
             cost["throttleStatus"] = {
                 "maximumAvailable": binding.limit,
-                "currentlyAvailable": min(binding.limit, binding.remaining + max(0, estimate.requested - actual)),
+                "currentlyAvailable": min(
+                    binding.limit, binding.remaining + max(0, estimate.requested - actual)
+                ),
                 "restoreRate": binding.policy.restore_rate,
             }
             headers.update(rate_limit_headers(binding))
@@ -270,12 +388,32 @@ class GraphQLEndpoint:
             cost["dryRun"] = True
             cost["nodeCount"] = estimate.nodes
             cost["breakdown"] = [
-                {"path": item.path, "weight": item.weight, "multiplier": item.multiplier,
-                 "subtotal": item.subtotal}
+                {
+                    "path": item.path,
+                    "weight": item.weight,
+                    "multiplier": item.multiplier,
+                    "subtotal": item.subtotal,
+                }
                 for item in estimate.breakdown()
             ]
         body["extensions"] = {"cost": cost}
         return Outcome(
-            body, 200, headers, code, prepared.operation_name, prepared.operation_type,
-            estimate.requested, actual,
+            body,
+            200,
+            headers,
+            code,
+            prepared.operation_name,
+            prepared.operation_type,
+            estimate.requested,
+            actual,
         )
+
+    def _on_batch(self, loader: str, size: int) -> None:
+        if self.metrics is not None:
+            self.metrics.dataloader_batch(loader, size)
+
+    def _count_decision(self, code: str, keys: list[tuple[str, BucketPolicy]]) -> None:
+        if self.metrics is None or not keys:
+            return
+        decision = {"THROTTLED": "throttled", "allowed": "allowed"}.get(code, "error")
+        self.metrics.ratelimit_decision(decision, keys[0][1].name)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 import orjson
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
 
 class SecurityHeadersMiddleware:
     """nosniff, referrer policy, frame denial; HSTS only when served over TLS."""
@@ -27,7 +31,9 @@ class SecurityHeadersMiddleware:
                 headers.setdefault("X-Frame-Options", "DENY")
                 headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
                 if "content-security-policy" not in headers:
-                    headers["Content-Security-Policy"] = "default-src 'none'; frame-ancestors 'none'"
+                    headers["Content-Security-Policy"] = (
+                        "default-src 'none'; frame-ancestors 'none'"
+                    )
                 if tls or self.hsts:
                     headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
             await send(message)
@@ -74,15 +80,30 @@ class BodySizeLimitMiddleware:
             await self._refuse(send, too_large.size)
 
     async def _refuse(self, send: Send, size: int) -> None:
-        body = orjson.dumps({"errors": [{
-            "message": f"The request body is {size} bytes, over the limit of {self.max_bytes}.",
-            "extensions": {"code": "DOCUMENT_TOO_LARGE", "observed": size, "limit": self.max_bytes},
-        }]})
-        await send({
-            "type": "http.response.start", "status": 413,
-            "headers": [(b"content-type", b"application/json; charset=utf-8"),
-                        (b"content-length", str(len(body)).encode())],
-        })
+        body = orjson.dumps(
+            {
+                "errors": [
+                    {
+                        "message": f"The request body is {size} bytes, over the limit of {self.max_bytes}.",
+                        "extensions": {
+                            "code": "DOCUMENT_TOO_LARGE",
+                            "observed": size,
+                            "limit": self.max_bytes,
+                        },
+                    }
+                ]
+            }
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json; charset=utf-8"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 
@@ -90,3 +111,33 @@ class _TooLarge(Exception):
     def __init__(self, size: int) -> None:
         super().__init__(size)
         self.size = size
+
+
+class HTTPMetricsMiddleware:
+    """Observe every HTTP request's duration by method, route and status."""
+
+    ROUTES = ("/graphql", "/healthz", "/readyz", "/metrics", "/graphiql")
+
+    def __init__(self, app: ASGIApp, *, metrics: Any) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.metrics is None:
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            path = scope.get("path", "")
+            route = next((r for r in self.ROUTES if path.startswith(r)), "other")
+            self.metrics.observe_http(scope["method"], route, status, time.perf_counter() - started)

@@ -43,20 +43,32 @@ from resolvers.errors import ApiError
 log = logging.getLogger("tollgate.graphql")
 
 PRE_EXECUTION_CODES = {
-    "GRAPHQL_PARSE_FAILED", "GRAPHQL_VALIDATION_FAILED", "BAD_USER_INPUT", "BAD_REQUEST",
+    "GRAPHQL_PARSE_FAILED",
+    "GRAPHQL_VALIDATION_FAILED",
+    "BAD_USER_INPUT",
+    "BAD_REQUEST",
 }
 
 
 class OperationRefused(Exception):
     """The operation fails before execution (no ``data`` key in the response)."""
 
-    def __init__(self, errors: list[dict[str, Any]], status: int = 400, headers: dict[str, str] | None = None,
-                 code: str | None = None) -> None:
+    def __init__(
+        self,
+        errors: list[dict[str, Any]],
+        status: int = 400,
+        headers: dict[str, str] | None = None,
+        code: str | None = None,
+    ) -> None:
         super().__init__(errors[0]["message"] if errors else "refused")
         self.errors = errors
         self.status = status
         self.headers = headers or {}
-        self.code = code or (errors[0].get("extensions", {}).get("code") if errors else None) or "BAD_REQUEST"
+        self.code = (
+            code
+            or (errors[0].get("extensions", {}).get("code") if errors else None)
+            or "BAD_REQUEST"
+        )
 
 
 @dataclass(slots=True)
@@ -87,9 +99,9 @@ def graphql_error(error: GuardError) -> dict[str, Any]:
 
 
 def format_pre_execution(errors: list[GraphQLError], code: str) -> list[dict[str, Any]]:
-    formatted = []
+    formatted: list[dict[str, Any]] = []
     for error in errors:
-        item = error.formatted
+        item: dict[str, Any] = dict(error.formatted)
         extensions = dict(item.get("extensions") or {})
         extensions.setdefault("code", code)
         item["extensions"] = extensions
@@ -113,7 +125,9 @@ class GraphQLPipeline:
     ) -> None:
         self.schema = schema
         self.limits = limits
-        self.cost_model = CostModel.from_schema(build_schema(sdl), max_page_size=limits.max_page_size)
+        self.cost_model = CostModel.from_schema(
+            build_schema(sdl), max_page_size=limits.max_page_size
+        )
         self.cache: LRUCache = LRUCache(cache_size)
         self.limiter = limiter
         self.fail_open = fail_open
@@ -123,7 +137,9 @@ class GraphQLPipeline:
 
     # -- preparation -----------------------------------------------------------------------
 
-    def prepare(self, text: str, operation_name: str | None, *, may_introspect: bool) -> PreparedDocument:
+    def prepare(
+        self, text: str, operation_name: str | None, *, may_introspect: bool
+    ) -> PreparedDocument:
         """Gate, parse, validate and compile ``text`` (cached per text, name and visibility)."""
         key = (text, operation_name, may_introspect)
         cached = self.cache.get(key)
@@ -139,7 +155,9 @@ class GraphQLPipeline:
         self.cache.put(key, prepared)
         return prepared
 
-    def _prepare(self, text: str, operation_name: str | None, *, may_introspect: bool) -> PreparedDocument:
+    def _prepare(
+        self, text: str, operation_name: str | None, *, may_introspect: bool
+    ) -> PreparedDocument:
         try:
             check_size(text, self.limits)
             document = parse(text, self.limits)
@@ -155,7 +173,8 @@ class GraphQLPipeline:
         operation = get_operation_ast(document, operation_name)
         if operation is None:
             message = (
-                f"Unknown operation named '{operation_name}'." if operation_name
+                f"Unknown operation named '{operation_name}'."
+                if operation_name
                 else "Must provide operation name if query contains multiple operations."
             )
             raise OperationRefused(
@@ -171,18 +190,25 @@ class GraphQLPipeline:
             measured=list(getattr(stats, "measured", []) or []),
         )
 
-    def coerce_variables(self, prepared: PreparedDocument, variables: dict[str, Any] | None) -> dict[str, Any]:
+    def coerce_variables(
+        self, prepared: PreparedDocument, variables: dict[str, Any] | None
+    ) -> dict[str, Any]:
         """Coerce the variables (BAD_USER_INPUT on failure), as execution will."""
         result = get_variable_values(
-            self.schema, prepared.operation.variable_definitions or (), variables or {},
-            max_errors=20, hide_suggestions=True,
+            self.schema,
+            prepared.operation.variable_definitions or (),
+            variables or {},
+            max_errors=20,
+            hide_suggestions=True,
         )
         if isinstance(result, list):
             raise OperationRefused(format_pre_execution(result, "BAD_USER_INPUT"))
-        coerced: dict[str, Any] = getattr(result, "coerced", result)
+        coerced: dict[str, Any] = result.coerced
         return coerced
 
-    def price(self, prepared: PreparedDocument, coerced: dict[str, Any]) -> tuple[Any, list[GuardError]]:
+    def price(
+        self, prepared: PreparedDocument, coerced: dict[str, Any]
+    ) -> tuple[Any, list[GuardError]]:
         """Static cost and node count; COST/NODE limits enforced or measured."""
         estimate = prepared.plan.evaluate(coerced)
         measured: list[GuardError] = list(prepared.measured)
@@ -193,8 +219,10 @@ class GraphQLPipeline:
             if limit.mode is Mode.OFF or observed <= limit.value:
                 continue
             error = GuardError(
-                code, f"The operation's {what} is {observed}, over the limit of {limit.value}.",
-                observed=observed, limit=limit.value,
+                code,
+                f"The operation's {what} is {observed}, over the limit of {limit.value}.",
+                observed=observed,
+                limit=limit.value,
             )
             if limit.mode is Mode.ENFORCE:
                 raise OperationRefused([graphql_error(error)], status=400)
@@ -203,7 +231,9 @@ class GraphQLPipeline:
 
     # -- rate limiting ----------------------------------------------------------------------
 
-    async def charge(self, keys: list[tuple[str, BucketPolicy]], requested: int, nodes: int) -> Charge:
+    async def charge(
+        self, keys: list[tuple[str, BucketPolicy]], requested: int, nodes: int
+    ) -> Charge:
         """Debit ``requested`` from every bucket, all or nothing (THROTTLED when it does not fit)."""
         charge = Charge(requested=requested, nodes=nodes, keys=keys)
         if self.limiter is None or not keys:
@@ -216,9 +246,14 @@ class GraphQLPipeline:
                 log.warning("rate limiter unavailable; failing open")
                 return charge
             raise OperationRefused(
-                [{"message": "The rate limiter is unavailable; try again shortly.",
-                  "extensions": {"code": "SERVICE_UNAVAILABLE"}}],
-                status=503, headers={"Retry-After": "1"},
+                [
+                    {
+                        "message": "The rate limiter is unavailable; try again shortly.",
+                        "extensions": {"code": "SERVICE_UNAVAILABLE"},
+                    }
+                ],
+                status=503,
+                headers={"Retry-After": "1"},
             ) from None
         charge.decision = decision
         if decision.allowed:
@@ -226,15 +261,31 @@ class GraphQLPipeline:
         binding = decision.binding
         if decision.exceeds_capacity:
             raise OperationRefused(
-                [{"message": f"The operation's cost {requested} exceeds the budget's capacity of {binding.limit}.",
-                  "extensions": {"code": "COST_LIMIT_EXCEEDED", "observed": requested, "limit": binding.limit}}],
+                [
+                    {
+                        "message": f"The operation's cost {requested} exceeds the budget's capacity of {binding.limit}.",
+                        "extensions": {
+                            "code": "COST_LIMIT_EXCEEDED",
+                            "observed": requested,
+                            "limit": binding.limit,
+                        },
+                    }
+                ],
                 status=400,
             )
         retry = max(1, math.ceil(binding.retry_after))
         raise OperationRefused(
-            [{"message": f"Throttled: this operation costs {requested} and {binding.remaining} points are available. Retry in {retry} s.",
-              "extensions": {"code": "THROTTLED", "observed": requested, "limit": binding.remaining,
-                             "retryAfter": retry}}],
+            [
+                {
+                    "message": f"Throttled: this operation costs {requested} and {binding.remaining} points are available. Retry in {retry} s.",
+                    "extensions": {
+                        "code": "THROTTLED",
+                        "observed": requested,
+                        "limit": binding.remaining,
+                        "retryAfter": retry,
+                    },
+                }
+            ],
             status=429,
             headers={"Retry-After": str(retry)},
         )
@@ -257,28 +308,41 @@ class GraphQLPipeline:
         now = dt.datetime.now(dt.UTC)
         if charge.decision is None:
             return RateLimitInfo(
-                limit=0, cost=charge.requested, remaining=0, restore_rate=0.0, reset_at=now,
+                limit=0,
+                cost=charge.requested,
+                remaining=0,
+                restore_rate=0.0,
+                reset_at=now,
                 node_count=charge.nodes,
             )
         binding = charge.decision.binding
         return RateLimitInfo(
-            limit=binding.limit, cost=charge.requested, remaining=binding.remaining,
+            limit=binding.limit,
+            cost=charge.requested,
+            remaining=binding.remaining,
             restore_rate=binding.policy.restore_rate,
-            reset_at=now + dt.timedelta(seconds=binding.reset_after), node_count=charge.nodes,
+            reset_at=now + dt.timedelta(seconds=binding.reset_after),
+            node_count=charge.nodes,
         )
 
     # -- execution --------------------------------------------------------------------------
 
     async def execute(
-        self, prepared: PreparedDocument, variables: dict[str, Any] | None, context: Any,
+        self,
+        prepared: PreparedDocument,
+        variables: dict[str, Any] | None,
+        context: Any,
         document: DocumentNode | None = None,
     ) -> ExecutionResult:
         """Execute under the deadline; TIMEOUT when it passes."""
         started = time.perf_counter()
         try:
             result = execute(
-                self.schema, document or prepared.document, context_value=context,
-                variable_values=variables or {}, operation_name=prepared.operation_name,
+                self.schema,
+                document or prepared.document,
+                context_value=context,
+                variable_values=variables or {},
+                operation_name=prepared.operation_name,
                 hide_suggestions=True,
             )
             if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
@@ -287,26 +351,35 @@ class GraphQLPipeline:
             elapsed = int((time.perf_counter() - started) * 1000)
             return ExecutionResult(
                 data=None,
-                errors=[GraphQLError(
-                    f"The operation did not finish within {int(self.execution_timeout * 1000)} ms.",
-                    extensions={"code": "TIMEOUT", "observed": elapsed,
-                                "limit": int(self.execution_timeout * 1000)},
-                )],
+                errors=[
+                    GraphQLError(
+                        f"The operation did not finish within {int(self.execution_timeout * 1000)} ms.",
+                        extensions={
+                            "code": "TIMEOUT",
+                            "observed": elapsed,
+                            "limit": int(self.execution_timeout * 1000),
+                        },
+                    )
+                ],
             )
         return result  # type: ignore[return-value]
 
 
-def format_execution_errors(errors: list[GraphQLError], request_id: str) -> tuple[list[dict[str, Any]], list[BaseException]]:
+def format_execution_errors(
+    errors: list[GraphQLError], request_id: str
+) -> tuple[list[dict[str, Any]], list[BaseException]]:
     """Keep errors meant for the caller; mask everything else with the request id."""
     formatted: list[dict[str, Any]] = []
     masked: list[BaseException] = []
     for error in errors:
         original = error.original_error
-        item = error.formatted
+        item: dict[str, Any] = dict(error.formatted)
         extensions = dict(item.get("extensions") or {})
-        if isinstance(original, ApiError) or (
-            original is None and extensions.get("code")
-        ) or (isinstance(original, GraphQLError) and extensions.get("code")):
+        if (
+            isinstance(original, ApiError)
+            or (original is None and extensions.get("code"))
+            or (isinstance(original, GraphQLError) and extensions.get("code"))
+        ):
             item["extensions"] = extensions
         else:
             masked.append(original or error)

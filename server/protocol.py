@@ -17,8 +17,12 @@ class HTTPFailure(Exception):
     """A request refused before any GraphQL work, with its status and error code."""
 
     def __init__(
-        self, status: int, message: str, code: str = "BAD_REQUEST",
-        headers: dict[str, str] | None = None, **extensions: Any,
+        self,
+        status: int,
+        message: str,
+        code: str = "BAD_REQUEST",
+        headers: dict[str, str] | None = None,
+        **extensions: Any,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -68,7 +72,11 @@ def negotiate(accept_header: str | None) -> str:
         if best is None or candidate > best:
             best = candidate
     if best is None:
-        raise HTTPFailure(406, "Nothing in Accept can be served; use application/graphql-response+json or application/json.", "NOT_ACCEPTABLE")
+        raise HTTPFailure(
+            406,
+            "Nothing in Accept can be served; use application/graphql-response+json or application/json.",
+            "NOT_ACCEPTABLE",
+        )
     return best[2]
 
 
@@ -105,10 +113,14 @@ def params_from_get(request: Request) -> list[GraphQLParams]:
     return [_check_param_types(data)]
 
 
-def params_from_body(body: bytes, content_type: str, *, batching: bool, max_batch: int) -> list[GraphQLParams]:
+def params_from_body(
+    body: bytes, content_type: str, *, batching: bool, max_batch: int
+) -> list[GraphQLParams]:
     media = content_type.split(";")[0].strip().lower()
     if not media:
-        raise HTTPFailure(415, "Content-Type is required; send application/json.", "UNSUPPORTED_MEDIA_TYPE")
+        raise HTTPFailure(
+            415, "Content-Type is required; send application/json.", "UNSUPPORTED_MEDIA_TYPE"
+        )
     if media != JSON and not media.endswith("+json"):
         # Form posts and text/plain are CSRF-able simple requests: never accepted.
         raise HTTPFailure(415, "Send application/json.", "UNSUPPORTED_MEDIA_TYPE")
@@ -121,13 +133,19 @@ def params_from_body(body: bytes, content_type: str, *, batching: bool, max_batc
     if isinstance(data, list):
         if not batching:
             raise HTTPFailure(
-                400, "Batched requests are not enabled.", "BATCH_LIMIT_EXCEEDED",
-                observed=len(data), limit=1,
+                400,
+                "Batched requests are not enabled.",
+                "BATCH_LIMIT_EXCEEDED",
+                observed=len(data),
+                limit=1,
             )
         if not data or len(data) > max_batch:
             raise HTTPFailure(
-                400, f"A batch holds 1 to {max_batch} operations.", "BATCH_LIMIT_EXCEEDED",
-                observed=len(data), limit=max_batch,
+                400,
+                f"A batch holds 1 to {max_batch} operations.",
+                "BATCH_LIMIT_EXCEEDED",
+                observed=len(data),
+                limit=max_batch,
             )
         if not all(isinstance(item, dict) for item in data):
             raise HTTPFailure(400, "Each batched request must be an object.")

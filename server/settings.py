@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 from auth.tokens import JWTSettings
 
@@ -81,12 +80,14 @@ class Settings(BaseSettings):
     ssl_keyfile: str | None = None
 
     _split_lists = model_validator(mode="before")(
-        lambda cls, data: {
-            k: (_split(v) if k in {"jwt_algorithms", "cors_origins", "trusted_proxies"} else v)
-            for k, v in data.items()
-        }
-        if isinstance(data, dict)
-        else data
+        lambda cls, data: (
+            {
+                k: (_split(v) if k in {"jwt_algorithms", "cors_origins", "trusted_proxies"} else v)
+                for k, v in data.items()
+            }
+            if isinstance(data, dict)
+            else data
+        )
     )
 
     @property
@@ -129,7 +130,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _production_needs_secrets(self) -> Settings:
-        if self.production and not (self.jwt_secret or self.jwt_public_key_file or self.jwt_jwks_file):
+        if self.production and not (
+            self.jwt_secret or self.jwt_public_key_file or self.jwt_jwks_file
+        ):
             raise ValueError(
                 "TOLLGATE_ENV=production needs TOLLGATE_JWT_SECRET, TOLLGATE_JWT_PUBLIC_KEY_FILE "
                 "or TOLLGATE_JWT_JWKS_FILE: there is no default secret in production"

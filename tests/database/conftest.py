@@ -97,6 +97,13 @@ async def seeded_sqlite(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterat
 
 
 @pytest.fixture(scope="session")
+async def seeded_sqlite_checksums(seeded_sqlite: AsyncEngine) -> dict[str, tuple[int, str]]:
+    """Row counts and checksums of the seeded SQLite database, taken right after seeding."""
+    async with seeded_sqlite.connect() as conn:
+        return await table_checksums(conn)
+
+
+@pytest.fixture(scope="session")
 async def seeded_pg_owner_url(pg_database: Callable[[], Awaitable[str]]) -> str:
     """The owner URL of a migrated PostgreSQL database seeded through the RLS-bound role."""
     url = await pg_database()

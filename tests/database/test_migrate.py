@@ -84,7 +84,7 @@ async def test_concurrent_upgrades_in_processes_both_succeed(pg_url: str) -> Non
         await asyncio.create_subprocess_exec(
             sys.executable, "-c", code, pg_url, cwd=REPO_ROOT, stderr=asyncio.subprocess.PIPE
         )
-        for _ in range(3)
+        for _ in range(2)
     ]
     try:
         results = await asyncio.wait_for(

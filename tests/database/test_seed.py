@@ -25,7 +25,9 @@ def _naive_utc(value: dt.datetime) -> dt.datetime:
     return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
-async def test_seed_is_deterministic(seeded_sqlite: AsyncEngine, tmp_path: Path) -> None:
+async def test_seed_is_deterministic(
+    seeded_sqlite_checksums: dict[str, tuple[int, str]], tmp_path: Path
+) -> None:
     url = sqlite_url(tmp_path / "again.db")
     migrate.upgrade(url)
     engine = make_engine(url)
@@ -35,9 +37,7 @@ async def test_seed_is_deterministic(seeded_sqlite: AsyncEngine, tmp_path: Path)
             again = await table_checksums(conn)
     finally:
         await engine.dispose()
-    async with seeded_sqlite.connect() as conn:
-        first = await table_checksums(conn)
-    assert again == first
+    assert again == seeded_sqlite_checksums
 
 
 async def test_other_seed_values_give_other_data(tmp_path: Path) -> None:
@@ -54,12 +54,12 @@ async def test_other_seed_values_give_other_data(tmp_path: Path) -> None:
     assert str(user.id) != "0192e57c-870e-79b1-b6d5-c1fdebc01d8d"
 
 
-async def test_seed_into_a_non_empty_database_does_nothing(seeded_sqlite: AsyncEngine) -> None:
-    async with seeded_sqlite.connect() as conn:
-        before = await table_checksums(conn)
+async def test_seed_into_a_non_empty_database_does_nothing(
+    seeded_sqlite: AsyncEngine, seeded_sqlite_checksums: dict[str, tuple[int, str]]
+) -> None:
     assert await seed(seeded_sqlite) is None
     async with seeded_sqlite.connect() as conn:
-        assert await table_checksums(conn) == before
+        assert await table_checksums(conn) == seeded_sqlite_checksums
 
 
 async def test_seed_counts_per_tenant(seeded_sqlite: AsyncEngine) -> None:
@@ -86,7 +86,7 @@ async def test_seed_counts_per_tenant(seeded_sqlite: AsyncEngine) -> None:
 
 async def test_seeded_products_are_plausible(seeded_sqlite: AsyncEngine) -> None:
     async with tenant_transaction(seeded_sqlite, None) as conn:
-        products = (await conn.execute(select(Product))).scalars().all()
+        products = (await conn.execute(select(Product))).all()
         slugs = dict((await conn.execute(select(Tenant.id, Tenant.slug))).all())
     assert len(products) == 400
     for product in products:
@@ -103,11 +103,11 @@ async def test_seeded_products_are_plausible(seeded_sqlite: AsyncEngine) -> None
 
 async def test_seeded_orders_are_consistent(seeded_sqlite: AsyncEngine) -> None:
     async with tenant_transaction(seeded_sqlite, None) as conn:
-        products = {p.id: p for p in (await conn.execute(select(Product))).scalars().all()}
-        users = {u.id: u for u in (await conn.execute(select(User))).scalars().all()}
-        orders = (await conn.execute(select(Order).order_by(Order.created_at))).scalars().all()
-        items = (await conn.execute(select(OrderItem))).scalars().all()
-        reviews = (await conn.execute(select(Review))).scalars().all()
+        products = {p.id: p for p in (await conn.execute(select(Product))).all()}
+        users = {u.id: u for u in (await conn.execute(select(User))).all()}
+        orders = (await conn.execute(select(Order).order_by(Order.created_at))).all()
+        items = (await conn.execute(select(OrderItem))).all()
+        reviews = (await conn.execute(select(Review))).all()
     by_order = defaultdict(list)
     for item in items:
         by_order[item.order_id].append(item)
@@ -144,7 +144,9 @@ async def test_seeded_orders_are_consistent(seeded_sqlite: AsyncEngine) -> None:
     for review in reviews:
         assert (review.author_id, review.product_id) in bought
         assert 1 <= review.rating <= 5
-        assert _naive_utc(review.created_at) > _naive_utc(bought[(review.author_id, review.product_id)])
+        assert _naive_utc(review.created_at) > _naive_utc(
+            bought[(review.author_id, review.product_id)]
+        )
     assert set(Counter(r.rating for r in reviews)) == {1, 2, 3, 4, 5}
 
 
@@ -173,13 +175,10 @@ async def test_demo_users_are_the_first_of_each_role(seeded_sqlite: AsyncEngine)
 
 
 async def test_postgres_seed_matches_sqlite_row_for_row(
-    seeded_sqlite: AsyncEngine, seeded_pg: AsyncEngine
+    seeded_sqlite_checksums: dict[str, tuple[int, str]], seeded_pg: AsyncEngine
 ) -> None:
-    async with seeded_sqlite.connect() as conn:
-        on_sqlite = await table_checksums(conn)
     async with seeded_pg.connect() as conn:
-        on_postgres = await table_checksums(conn)
-    assert on_postgres == on_sqlite
+        assert await table_checksums(conn) == seeded_sqlite_checksums
 
 
 async def test_postgres_demo_user_works_under_row_level_security(

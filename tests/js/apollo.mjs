@@ -34,6 +34,7 @@ const mode = positionals[0] || 'apq';
 const clientName = values['client-name'] || process.env.TOLLGATE_CLIENT_NAME || '';
 const sha256 = (text) => createHash('sha256').update(text).digest('hex');
 const problems = [];
+let sent = 0;
 
 /** A fetch that records what each request carried, for checking the link's wire behaviour. */
 function recordingFetch(log) {
@@ -49,6 +50,7 @@ function recordingFetch(log) {
     } else if (typeof init.body === 'string') {
       params = JSON.parse(init.body);
     }
+    sent += 1;
     const response = await fetch(input, init);
     let body = null;
     try {
@@ -88,7 +90,6 @@ const describe = (entries) => entries.map((e) => `${e.method}${e.hasQuery ? '+qu
 
 async function runApq() {
   const nonce = randomUUID().replace(/-/g, '').slice(0, 12);
-  let requests = 0;
   for (const name of ['ViewerProfile', 'ProductCatalog']) {
     // A per-run alias makes the document new to the server, so the first request must miss
     // even when an earlier run registered the plain operation.
@@ -97,9 +98,9 @@ async function runApq() {
     const log = [];
     const client = makeClient({ sha256, useGETForHashedQueries: true }, log);
 
-    const first = await client.query({ query: document });
+    const first = await queryOrReport(client, document, name, log);
+    if (!first) continue;
     const miss = log.splice(0);
-    requests += miss.length;
     const [get, post] = miss;
     if (miss.length !== 2 || get.method !== 'GET' || get.hasQuery || !get.hash || post.method !== 'POST' || !post.hasQuery || post.hash !== get.hash) {
       problems.push(`${name}: first run should be GET(hash) then POST(hash+query), got: ${describe(miss)}`);
@@ -112,16 +113,26 @@ async function runApq() {
     }
     checkResult(name, first);
 
-    const second = await client.query({ query: document });
+    const second = await queryOrReport(client, document, name, log);
+    if (!second) continue;
     const hit = log.splice(0);
-    requests += hit.length;
     if (hit.length !== 1 || hit[0].method !== 'GET' || hit[0].hasQuery || !hit[0].hash) {
       problems.push(`${name}: second run should be one GET(hash), got: ${describe(hit)}`);
     }
     checkResult(name, second);
     console.log(`  ${name}: miss ${describe(miss)}; hit ${describe(hit)}`);
   }
-  return `2 operations, ${requests} requests (expected per operation: miss GET -> POST, hit GET) against ${endpoint}`;
+  return `2 operations, ${sent} requests (expected per operation: miss GET -> POST, hit GET) against ${endpoint}`;
+}
+
+/** Run a query; on a network-level failure record what was sent and return null. */
+async function queryOrReport(client, document, name, log) {
+  try {
+    return await client.query({ query: document });
+  } catch (err) {
+    problems.push(`${name}: ${err.message}; requests: ${describe(log.splice(0))}`);
+    return null;
+  }
 }
 
 function checkResult(name, result) {

@@ -123,6 +123,9 @@ async function main() {
     problems.push(`cost not shown in the header bar for ${operationName}: "${cost.text}"`);
   }
 
+  mkdirSync(path.dirname(path.resolve(screenshot)), { recursive: true });
+  await page.screenshot({ path: screenshot, fullPage: true });
+
   // Opening a dialog makes the bundle inject its one <style> element: the CSP must allow it.
   const settings = page.locator('[aria-label="Open settings dialog"]');
   if (await settings.count()) {
@@ -132,8 +135,6 @@ async function main() {
     await page.waitForSelector('[role="dialog"]', { state: 'detached', timeout: 5000 }).catch(() => {});
   }
 
-  mkdirSync(path.dirname(path.resolve(screenshot)), { recursive: true });
-  await page.screenshot({ path: screenshot, fullPage: true });
   const pageViolations = await page.evaluate(() => window.__cspViolations);
   cspViolations.push(...pageViolations);
   return cost;

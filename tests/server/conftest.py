@@ -72,11 +72,13 @@ def seeded_database(backend: str, tmp: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     yield from seeded_database(request.param, tmp_path_factory.mktemp(request.param))
 
 
-def test_settings(database_url: str, **overrides: Any) -> Settings:
+def make_settings(database_url: str, **overrides: Any) -> Settings:
     """Settings for tests: generous budgets unless a test asks otherwise."""
     values: dict[str, Any] = {
         "env": "test",
@@ -94,7 +96,7 @@ def test_settings(database_url: str, **overrides: Any) -> Settings:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
-    return test_settings(database_url)
+    return make_settings(database_url)
 
 
 @pytest.fixture(scope="session")
@@ -130,12 +132,18 @@ class Tokens:
                     for role in ("CUSTOMER", "STAFF", "ADMIN"):
                         self.users[(slug, role)] = await demo_user(conn, slug, role)
                     users = User.__table__
-                    other = (await conn.execute(
-                        select(users).where(
-                            users.c.tenant_id == tenant.id, users.c.role == "CUSTOMER",
-                            users.c.id != self.users[(slug, "CUSTOMER")].id,
-                        ).order_by(users.c.created_at, users.c.id).limit(1)
-                    )).one()
+                    other = (
+                        await conn.execute(
+                            select(users)
+                            .where(
+                                users.c.tenant_id == tenant.id,
+                                users.c.role == "CUSTOMER",
+                                users.c.id != self.users[(slug, "CUSTOMER")].id,
+                            )
+                            .order_by(users.c.created_at, users.c.id)
+                            .limit(1)
+                        )
+                    ).one()
                     self.users[(slug, "CUSTOMER2")] = other
         finally:
             await engine.dispose()
@@ -143,8 +151,11 @@ class Tokens:
     def token(self, role: str = "STAFF", tenant: str = "acme", **kwargs: Any) -> str:
         user = self.users[(tenant, role.upper())]
         return mint_token(
-            self.settings.jwt(), subject=str(user.id), tenant_id=self.tenants[tenant],
-            role=Role(user.role), **kwargs,
+            self.settings.jwt(),
+            subject=str(user.id),
+            tenant_id=self.tenants[tenant],
+            role=Role(user.role),
+            **kwargs,
         )
 
     def headers(self, role: str = "STAFF", tenant: str = "acme", **kwargs: Any) -> dict[str, str]:
@@ -159,8 +170,11 @@ async def tokens(settings: Settings) -> Tokens:
 
 
 async def gql(
-    client: httpx.AsyncClient, query: str, variables: dict[str, Any] | None = None,
-    headers: dict[str, str] | None = None, **extra: Any,
+    client: httpx.AsyncClient,
+    query: str,
+    variables: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
 ) -> httpx.Response:
     """POST one operation as a GraphQL-over-HTTP client would."""
     body: dict[str, Any] = {"query": query}
@@ -168,6 +182,7 @@ async def gql(
         body["variables"] = variables
     body.update(extra)
     return await client.post(
-        "/graphql", json=body,
+        "/graphql",
+        json=body,
         headers={"Accept": "application/graphql-response+json", **(headers or {})},
     )

@@ -63,7 +63,9 @@ def test_every_contract_type_field_argument_and_nullability_is_served() -> None:
             ours = mine.fields[field_name]  # type: ignore[attr-defined]
             assert str(ours.type) == str(field.type), f"{name}.{field_name}"
             for arg_name, arg in getattr(field, "args", {}).items():
-                assert str(ours.args[arg_name].type) == str(arg.type), f"{name}.{field_name}({arg_name})"
+                assert str(ours.args[arg_name].type) == str(arg.type), (
+                    f"{name}.{field_name}({arg_name})"
+                )
                 assert ours.args[arg_name].default_value == arg.default_value
         for value in getattr(named, "values", {}):
             assert value in mine.values, f"{name}.{value}"  # type: ignore[attr-defined]
@@ -99,8 +101,12 @@ def test_every_served_type_and_field_has_a_description() -> None:
 
 def test_the_sdl_command_prints_the_served_schema() -> None:
     printed = subprocess.run(
-        [sys.executable, "-m", "server", "sdl"], cwd=ROOT, capture_output=True, text=True,
-        check=True, timeout=60,
+        [sys.executable, "-m", "server", "sdl"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     ).stdout
     assert printed.strip() == build_served().as_str().strip()
     assert "directive @listSize" in printed and "directive @cost" in printed

@@ -83,13 +83,14 @@
     el.textContent = text;
   }
 
-  function showCost(operationName, result, response) {
+  function showCost(operationName, result, response, byId) {
     var ext = result && result.extensions;
     var cost = ext && ext.cost;
     var parts = [];
-    var label = operationName || "anonymous operation";
+    var label = (operationName || "anonymous operation") + (byId ? " (persisted id)" : "");
     costBox.classList.remove("tollgate-error");
     costBox.setAttribute("data-operation", operationName || "");
+    costBox.setAttribute("data-by-id", byId ? "true" : "false");
     if (cost && typeof cost === "object") {
       costBox.setAttribute("data-requested", String(cost.requestedQueryCost));
       costBox.setAttribute("data-actual", String(cost.actualQueryCost));
@@ -125,14 +126,29 @@
     return String(value);
   }
 
+  // Registered operations by name, for sending an unedited one by id (allowlist mode).
+  var persistedByName = {};
+
+  function requestBody(graphQLParams) {
+    var op = persistedByName[graphQLParams.operationName || ""];
+    var text = typeof graphQLParams.query === "string" ? graphQLParams.query.trim() : "";
+    if (op && typeof op.body === "string" && op.body.trim() === text) {
+      var byId = { operationName: graphQLParams.operationName, variables: graphQLParams.variables };
+      byId.extensions = { persistedQuery: { version: 1, sha256Hash: op.id } };
+      return { body: byId, byId: true };
+    }
+    return { body: graphQLParams, byId: false };
+  }
+
   function fetcher(graphQLParams, opts) {
     var headers = mergeHeaders(baseHeaders(), opts && opts.headers);
     headers["Content-Type"] = "application/json";
+    var request = requestBody(graphQLParams);
     return window
       .fetch(endpoint, {
         method: "POST",
         headers: headers,
-        body: JSON.stringify(graphQLParams),
+        body: JSON.stringify(request.body),
         credentials: "same-origin",
       })
       .then(function (response) {
@@ -146,7 +162,7 @@
             };
           }
           if (graphQLParams.operationName !== "IntrospectionQuery") {
-            showCost(graphQLParams.operationName, result, response);
+            showCost(graphQLParams.operationName, result, response, request.byId);
           }
           return result;
         });
@@ -157,6 +173,12 @@
     while (persistedSelect.options.length > 1) {
       persistedSelect.remove(1);
     }
+    persistedByName = {};
+    (operations || []).forEach(function (op) {
+      if (op && op.name && typeof op.id === "string") {
+        persistedByName[op.name] = op;
+      }
+    });
     setText(persistedInfo, "");
     if (!operations || !operations.length) {
       persistedBox.hidden = true;
@@ -188,7 +210,11 @@
     };
   }
 
+  var persistedSeq = 0;
+
   function loadPersisted() {
+    // Only the latest request (the current token's view) may fill the list.
+    var seq = ++persistedSeq;
     window
       .fetch(persistedUrl, { headers: baseHeaders(), credentials: "same-origin" })
       .then(function (response) {
@@ -198,10 +224,14 @@
         return response.json();
       })
       .then(function (payload) {
-        renderPersisted(payload && Array.isArray(payload.operations) ? payload.operations : []);
+        if (seq === persistedSeq) {
+          renderPersisted(payload && Array.isArray(payload.operations) ? payload.operations : []);
+        }
       })
       .catch(function () {
-        renderPersisted([]);
+        if (seq === persistedSeq) {
+          renderPersisted([]);
+        }
       });
   }
 
@@ -222,8 +252,14 @@
   }
 
   tokenInput.value = readToken();
+  var appliedToken = currentToken();
   tokenInput.addEventListener("change", function () {
-    storeToken(currentToken());
+    // Browsers fire "change" again on blur; only a new token warrants a schema refetch.
+    if (currentToken() === appliedToken) {
+      return;
+    }
+    appliedToken = currentToken();
+    storeToken(appliedToken);
     // A new fetcher identity makes GraphiQL fetch the schema again with the new token.
     activeFetcher = function (params, opts) {
       return fetcher(params, opts);

@@ -1,0 +1,294 @@
+"""Floor (c): a hand-written Starlette endpoint, no GraphQL, the server's SQL, orjson output.
+
+For each benchmark operation (OrdersPage, ProductCatalog, ViewerProfile) it runs exactly the
+statements the server sends, built with the server's own builders (``loaders.pages``) over
+the same engine factory and tenant transaction (``database.engine``), and assembles the
+response's ``data`` by hand. It is what a request costs with the same database work and
+none of GraphQL's: the lower bound the server can approach.
+
+It accepts a POST body ``{"query", "variables", "operationName"}``, picks the handler by
+``operationName`` (or the first ``query Name`` of the text) and honours ``first``; any other
+argument is ignored. The bearer JWT is verified with PyJWT like peer (b) does; every caller is
+treated as STAFF.
+
+Run it alone with ``python -m bench.floor --port 8002 --database PATH``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import re
+import uuid
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from decimal import Decimal
+from typing import Any
+
+import jwt
+import orjson
+from sqlalchemy import func, select
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from database.engine import make_engine, tenant_transaction
+from loaders.loaders import ORDER_ITEMS, ORDERS, PRODUCTS, REVIEWS, USERS
+from loaders.pages import PageArgs, count_statement, page_statement, per_parent_statement
+from resolvers.ids import encode_cursor, to_global_id
+from server.settings import DEMO_JWT_SECRET
+
+ISSUER = "tollgate"
+AUDIENCE = "tollgate-api"
+_OPERATION_NAME = re.compile(r"\bquery\s+([A-Za-z_][A-Za-z0-9_]*)")
+
+Handler = Callable[[AsyncConnection, uuid.UUID, uuid.UUID, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+def _datetime(value: dt.datetime) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _money(amount: Decimal, currency: str) -> dict[str, str]:
+    return {"amount": format(amount, "f"), "currency": currency}
+
+
+def _first(variables: dict[str, Any], default: int = 20) -> int:
+    first = variables.get("first")
+    return default if first is None else int(first)
+
+
+async def _all(conn: AsyncConnection, stmt: Any) -> Sequence[Row[Any]]:
+    return (await conn.execute(stmt)).all()
+
+
+async def orders_page(
+    conn: AsyncConnection, tenant_id: uuid.UUID, user_id: uuid.UUID, variables: dict[str, Any]
+) -> dict[str, Any]:
+    """OrdersPage: page, count, customers, items, products (5 statements, as the server)."""
+    args = PageArgs(first=_first(variables))
+    scope = [ORDERS.c.tenant_id == tenant_id]
+    rows = await _all(conn, page_statement(ORDERS, scope, args))
+    orders, has_next = rows[: args.first], len(rows) > args.first
+    total = (await conn.execute(count_statement(ORDERS, scope, args))).scalar()
+    customer_ids = {row.customer_id for row in orders}
+    users = {
+        row.id: row
+        for row in await _all(
+            conn, select(USERS).where(USERS.c.tenant_id == tenant_id, USERS.c.id.in_(customer_ids))
+        )
+    }
+    item_rows = await _all(
+        conn,
+        select(ORDER_ITEMS)
+        .where(ORDER_ITEMS.c.tenant_id == tenant_id, ORDER_ITEMS.c.order_id.in_({o.id for o in orders}))
+        .order_by(ORDER_ITEMS.c.order_id, ORDER_ITEMS.c.position),
+    )
+    items: dict[uuid.UUID, list[Row[Any]]] = defaultdict(list)
+    for item in item_rows:
+        items[item.order_id].append(item)
+    product_ids = {item.product_id for item in item_rows}
+    products = {
+        row.id: row
+        for row in await _all(
+            conn,
+            select(PRODUCTS).where(PRODUCTS.c.tenant_id == tenant_id, PRODUCTS.c.id.in_(product_ids)),
+        )
+    }
+    nodes = []
+    for order in orders:
+        customer = users[order.customer_id]
+        lines = []
+        for item in items.get(order.id, ()):
+            product = products[item.product_id]
+            lines.append({
+                "quantity": item.quantity,
+                "unitPrice": _money(item.unit_price, order.currency),
+                "product": {
+                    "id": to_global_id("Product", product.id),
+                    "name": product.name,
+                    "price": _money(product.price, product.currency),
+                },
+            })
+        nodes.append({
+            "id": to_global_id("Order", order.id),
+            "number": order.number,
+            "status": order.status,
+            "createdAt": _datetime(order.created_at),
+            "total": _money(order.total, order.currency),
+            "customer": {"id": to_global_id("User", customer.id), "name": customer.name},
+            "items": lines,
+        })
+    end = encode_cursor(orders[-1].created_at, orders[-1].id) if orders else None
+    return {
+        "orders": {
+            "totalCount": int(total or 0),
+            "pageInfo": {"hasNextPage": has_next, "endCursor": end},
+            "nodes": nodes,
+        }
+    }
+
+
+async def product_catalog(
+    conn: AsyncConnection, tenant_id: uuid.UUID, user_id: uuid.UUID, variables: dict[str, Any]
+) -> dict[str, Any]:
+    """ProductCatalog: page, ratings, 3 reviews per product, authors (4 statements)."""
+    args = PageArgs(first=_first(variables), sort="name", desc=False)
+    rows = await _all(conn, page_statement(PRODUCTS, [PRODUCTS.c.tenant_id == tenant_id], args))
+    page, has_next = rows[: args.first], len(rows) > args.first
+    product_ids = {row.id for row in page}
+    ratings = {
+        row[0]: round(float(row[1]), 2)
+        for row in await _all(
+            conn,
+            select(REVIEWS.c.product_id, func.avg(REVIEWS.c.rating))
+            .where(REVIEWS.c.tenant_id == tenant_id, REVIEWS.c.product_id.in_(product_ids))
+            .group_by(REVIEWS.c.product_id),
+        )
+    }
+    review_args = PageArgs(first=3)
+    review_rows = await _all(
+        conn,
+        per_parent_statement(
+            REVIEWS, "product_id", sorted(product_ids), [REVIEWS.c.tenant_id == tenant_id], review_args
+        ),
+    )
+    reviews: dict[uuid.UUID, list[Row[Any]]] = defaultdict(list)
+    for review in review_rows:
+        reviews[review.product_id].append(review)
+    author_ids = {review.author_id for review in review_rows}
+    authors = {
+        row.id: row
+        for row in await _all(
+            conn, select(USERS).where(USERS.c.tenant_id == tenant_id, USERS.c.id.in_(author_ids))
+        )
+    }
+    edges = []
+    for product in page:
+        edges.append({
+            "cursor": encode_cursor(product.name, product.id),
+            "node": {
+                "id": to_global_id("Product", product.id),
+                "sku": product.sku,
+                "name": product.name,
+                "price": _money(product.price, product.currency),
+                "stock": product.stock,
+                "averageRating": ratings.get(product.id),
+                "reviews": {
+                    "nodes": [
+                        {
+                            "rating": review.rating,
+                            "body": review.body,
+                            "author": {"name": authors[review.author_id].name},
+                        }
+                        for review in reviews.get(product.id, [])[: review_args.first]
+                    ]
+                },
+            },
+        })
+    end = encode_cursor(page[-1].name, page[-1].id) if page else None
+    return {"products": {"pageInfo": {"hasNextPage": has_next, "endCursor": end}, "edges": edges}}
+
+
+async def viewer_profile(
+    conn: AsyncConnection, tenant_id: uuid.UUID, user_id: uuid.UUID, variables: dict[str, Any]
+) -> dict[str, Any]:
+    """ViewerProfile: the user, then their 5 newest orders (2 statements)."""
+    users = await _all(
+        conn, select(USERS).where(USERS.c.tenant_id == tenant_id, USERS.c.id.in_({user_id}))
+    )
+    user = users[0]
+    args = PageArgs(first=5)
+    orders = await _all(
+        conn,
+        per_parent_statement(ORDERS, "customer_id", [user_id], [ORDERS.c.tenant_id == tenant_id], args),
+    )
+    return {
+        "viewer": {
+            "id": to_global_id("User", user.id),
+            "name": user.name,
+            "email": user.email,
+            "role": user.role,
+            "orders": {
+                "nodes": [
+                    {
+                        "id": to_global_id("Order", order.id),
+                        "number": order.number,
+                        "status": order.status,
+                        "total": _money(order.total, order.currency),
+                    }
+                    for order in orders[: args.first]
+                ]
+            },
+        }
+    }
+
+
+HANDLERS: dict[str, Handler] = {
+    "OrdersPage": orders_page,
+    "ProductCatalog": product_catalog,
+    "ViewerProfile": viewer_profile,
+}
+
+
+def _error(message: str, status: int) -> Response:
+    body = orjson.dumps({"errors": [{"message": message}]})
+    return Response(body, status_code=status, media_type="application/json")
+
+
+def create_app(database_path: str, jwt_secret: str = DEMO_JWT_SECRET) -> Starlette:
+    """The floor as a Starlette app over the SQLite file at ``database_path``."""
+    engine: AsyncEngine = make_engine(f"sqlite+aiosqlite:///{database_path}")
+
+    async def graphql(request: Request) -> Response:
+        header = request.headers.get("authorization", "")
+        try:
+            claims = jwt.decode(
+                header[7:], jwt_secret, algorithms=["HS256"], issuer=ISSUER, audience=AUDIENCE
+            )
+        except jwt.PyJWTError:
+            return _error("invalid token", 401)
+        try:
+            body = orjson.loads(await request.body())
+            name = body.get("operationName")
+            if not name:
+                match = _OPERATION_NAME.search(body.get("query") or "")
+                name = match.group(1) if match else None
+            handler = HANDLERS[name]
+        except (orjson.JSONDecodeError, KeyError, AttributeError, TypeError):
+            return _error("unknown operation", 400)
+        tenant_id, user_id = uuid.UUID(claims["tenant"]), uuid.UUID(claims["sub"])
+        async with tenant_transaction(engine, tenant_id) as conn:
+            data = await handler(conn, tenant_id, user_id, body.get("variables") or {})
+        return Response(orjson.dumps({"data": data}), media_type="application/json")
+
+    app = Starlette(routes=[Route("/graphql", graphql, methods=["POST"])])
+    app.state.engine = engine
+    return app
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Serve the floor with uvicorn (one worker) on 127.0.0.1."""
+    import uvicorn
+
+    parser = argparse.ArgumentParser(prog="python -m bench.floor")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--database", required=True, help="path of the seeded SQLite file")
+    parser.add_argument("--jwt-secret", default=DEMO_JWT_SECRET)
+    args = parser.parse_args(argv)
+    uvicorn.run(
+        create_app(args.database, args.jwt_secret),
+        host="127.0.0.1",
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,508 @@
+"""The benchmark harness: this server, a docs-style Strawberry peer and the floor, in one run.
+
+``.venv/bin/python -m bench.run [--duration 10] [--concurrency 16] [--ops OrdersPage,...]``
+
+1. Makes (or reuses) a migrated, seeded SQLite file and mints a JWT for acme's staff user.
+2. Counts SQL statements per request of every server in-process (an engine event on each
+   app's engine, one request at a time) and checks that the floor sends the server's SQL.
+3. Starts (a) ``python -m server serve``, (b) ``python -m bench.peer_strawberry`` and
+   (c) ``python -m bench.floor``, each one uvicorn worker on 127.0.0.1, pinned to core 0.
+4. Checks over HTTP that the three return the same ``data`` for every operation.
+5. Loads each server and operation in turn with wrk (pinned to core 1) after a warm-up.
+6. Prints a table and writes the same figures to ``bench/results/latest.json``.
+
+Every server is stopped at the end, whatever happens. See docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bench import floor, peer_strawberry
+from bench.load import LoadResult, run_load, wrk_available
+from server.app import create_app
+from server.cli import mint_demo_token
+from server.settings import ROOT, Settings
+
+OPERATIONS_DIR = ROOT.parent / "shared" / "contract" / "operations"
+DEFAULT_OPS = ("OrdersPage", "ProductCatalog", "ViewerProfile")
+VARIABLES: dict[str, dict[str, Any]] = {
+    "OrdersPage": {"first": 20},
+    "ProductCatalog": {"first": 20},
+    "ViewerProfile": {},
+}
+SERVERS = ("a", "b", "c")
+LABELS = {"a": "tollgate", "b": "strawberry-docs", "c": "floor"}
+# Capacities so large that no benchmark request is ever throttled (the limiter still runs).
+BIG_BUCKET = {"capacity": 1_000_000_000, "restore_rate": 1_000_000_000.0}
+STARTUP_TIMEOUT_S = 90.0
+STOP_TIMEOUT_S = 10.0
+
+
+@dataclass
+class Server:
+    """One server process under test."""
+
+    key: str
+    port: int
+    command: list[str]
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/graphql"
+
+
+@dataclass
+class OpResult:
+    """Everything measured for one operation on one server."""
+
+    statements: int | None = None
+    selects: int | None = None
+    load: LoadResult | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- setup
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _db_url(path: Path) -> str:
+    return f"sqlite+aiosqlite:///{path}"
+
+
+def server_settings(db_path: Path) -> dict[str, str]:
+    """The ``TOLLGATE_*`` environment of server (a) in the benchmark."""
+    cap, rate = str(BIG_BUCKET["capacity"]), str(BIG_BUCKET["restore_rate"])
+    return {
+        "TOLLGATE_DATABASE_URL": _db_url(db_path),
+        "TOLLGATE_RATELIMIT": "true",
+        "TOLLGATE_USER_CAPACITY": cap,
+        "TOLLGATE_USER_RESTORE_RATE": rate,
+        "TOLLGATE_TENANT_CAPACITY": cap,
+        "TOLLGATE_TENANT_RESTORE_RATE": rate,
+        "TOLLGATE_WORKERS": "1",
+    }
+
+
+def ensure_database(db_path: Path) -> None:
+    """Migrate and seed ``db_path`` unless it already exists."""
+    if db_path.exists():
+        return
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "TOLLGATE_DATABASE_URL": _db_url(db_path)}
+    for command in ("migrate", "seed"):
+        print(f"==> python -m server {command} ({db_path})", file=sys.stderr)
+        subprocess.run(
+            [sys.executable, "-m", "server", command], cwd=ROOT, env=env, check=True, timeout=600
+        )
+
+
+def read_operation(name: str, operations_dir: Path) -> str:
+    return (operations_dir / f"{name}.graphql").read_text(encoding="utf-8")
+
+
+def request_body(name: str, text: str) -> bytes:
+    return orjson.dumps({"query": text, "variables": VARIABLES.get(name, {}), "operationName": name})
+
+
+def mint_token(db_path: Path) -> str:
+    settings = Settings(database_url=_db_url(db_path))
+    return asyncio.run(mint_demo_token(settings, "acme", "staff", ttl=6 * 3600))
+
+
+# --------------------------------------------------------------------------- statements
+
+
+class StatementLog:
+    """Records every statement an engine sends (attached to its sync engine)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.statements: list[str] = []
+        event.listen(engine.sync_engine, "before_cursor_execute", self._record)
+
+    def _record(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        self.statements.append(" ".join(statement.split()))
+
+    def take(self) -> list[str]:
+        taken, self.statements = self.statements, []
+        return taken
+
+
+def _selects(statements: Sequence[str]) -> int:
+    return sum(1 for s in statements if s.upper().startswith("SELECT"))
+
+
+async def count_statements(
+    db_path: Path, token: str, ops: dict[str, str]
+) -> tuple[dict[str, dict[str, list[str]]], dict[str, dict[str, Any]]]:
+    """Per server and operation: the statements of one (warm) request, and its ``data``."""
+    settings = Settings(
+        database_url=_db_url(db_path),
+        user_capacity=BIG_BUCKET["capacity"], user_restore_rate=BIG_BUCKET["restore_rate"],
+        tenant_capacity=BIG_BUCKET["capacity"], tenant_restore_rate=BIG_BUCKET["restore_rate"],
+    )
+    app_a = create_app(settings)
+    app_b = peer_strawberry.create_app(str(db_path))
+    app_c = floor.create_app(str(db_path))
+    engines: dict[str, AsyncEngine] = {
+        "a": app_a.state.engine, "b": app_b.engine, "c": app_c.state.engine,  # type: ignore[attr-defined]
+    }
+    apps: dict[str, Any] = {"a": app_a, "b": app_b, "c": app_c}
+    headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+    statements: dict[str, dict[str, list[str]]] = {key: {} for key in SERVERS}
+    data: dict[str, dict[str, Any]] = {key: {} for key in SERVERS}
+    try:
+        for key in SERVERS:
+            log = StatementLog(engines[key])
+            transport = httpx.ASGITransport(app=apps[key])
+            async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+                for name, text in ops.items():
+                    for _ in range(2):  # the second request runs with every cache warm
+                        log.take()
+                        response = await client.post("/graphql", content=request_body(name, text), headers=headers)
+                    statements[key][name] = log.take()
+                    data[key][name] = response.json().get("data")
+    finally:
+        for engine in engines.values():
+            await engine.dispose()
+    return statements, data
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def _pin(command: list[str], cpu: int | None) -> list[str]:
+    return command if cpu is None else ["taskset", "-c", str(cpu), *command]
+
+
+def build_servers(db_path: Path, log_dir: Path, cpu: int | None) -> dict[str, Server]:
+    py = sys.executable
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("TOLLGATE_")}
+    servers: dict[str, Server] = {}
+    port = _free_port()
+    servers["a"] = Server(
+        "a", port, _pin([py, "-m", "server", "serve", "--port", str(port)], cpu),
+        {**base_env, **server_settings(db_path)}, log_dir / "a.log",
+    )
+    for key, module in (("b", "bench.peer_strawberry"), ("c", "bench.floor")):
+        port = _free_port()
+        servers[key] = Server(
+            key, port, _pin([py, "-m", module, "--port", str(port), "--database", str(db_path)], cpu),
+            base_env, log_dir / f"{key}.log",
+        )
+    return servers
+
+
+def start(server: Server) -> None:
+    log = server.log_path.open("wb")
+    server.process = subprocess.Popen(
+        server.command, cwd=ROOT, env=server.env, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    log.close()
+
+
+def wait_ready(server: Server, deadline: float) -> None:
+    """Wait until the server accepts TCP connections; raise if it died or took too long."""
+    while time.monotonic() < deadline:
+        if server.process is not None and server.process.poll() is not None:
+            raise RuntimeError(
+                f"server {server.key} exited with {server.process.returncode}:\n"
+                + server.log_path.read_text(errors="replace")[-3000:]
+            )
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", server.port), timeout=1):
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"server {server.key} not ready after {STARTUP_TIMEOUT_S:.0f}s")
+
+
+def stop(server: Server) -> None:
+    """SIGTERM the server's process group, SIGKILL it if it does not exit in time."""
+    process = server.process
+    if process is None or process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=STOP_TIMEOUT_S)
+
+
+@contextlib.contextmanager
+def running(servers: dict[str, Server]) -> Iterator[None]:
+    """Start every server, wait for all, and always stop them (also on SIGTERM/Ctrl-C)."""
+
+    def _terminate(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        for server in servers.values():
+            start(server)
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        for server in servers.values():
+            wait_ready(server, deadline)
+        yield
+    finally:
+        for server in servers.values():
+            stop(server)
+        signal.signal(signal.SIGTERM, previous)
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def first_difference(left: Any, right: Any, path: str = "data") -> str | None:
+    """The path of the first difference between two JSON values, or None when equal."""
+    if isinstance(left, dict) and isinstance(right, dict):
+        for key in sorted(set(left) | set(right)):
+            if key not in left or key not in right:
+                return f"{path}.{key} (missing on one side)"
+            found = first_difference(left[key], right[key], f"{path}.{key}")
+            if found:
+                return found
+        return None
+    if isinstance(left, list) and isinstance(right, list):
+        if len(left) != len(right):
+            return f"{path} (length {len(left)} != {len(right)})"
+        for index, (a, b) in enumerate(zip(left, right, strict=True)):
+            found = first_difference(a, b, f"{path}[{index}]")
+            if found:
+                return found
+        return None
+    return None if left == right else f"{path} ({left!r} != {right!r})"
+
+
+def compare_over_http(
+    servers: dict[str, Server], token: str, ops: dict[str, str]
+) -> dict[str, dict[str, str | None]]:
+    """For each operation, POST to every server and compare ``data`` with (a)'s."""
+    headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+    outcome: dict[str, dict[str, str | None]] = {}
+    with httpx.Client(timeout=30) as client:
+        for name, text in ops.items():
+            bodies: dict[str, Any] = {}
+            for key, server in servers.items():
+                response = client.post(server.url, content=request_body(name, text), headers=headers)
+                payload = response.json()
+                if response.status_code != 200 or payload.get("errors") or payload.get("data") is None:
+                    raise RuntimeError(f"{key} {name}: HTTP {response.status_code} {str(payload)[:500]}")
+                bodies[key] = payload["data"]
+            outcome[name] = {
+                key: first_difference(bodies["a"], bodies[key]) for key in servers if key != "a"
+            }
+    return outcome
+
+
+# --------------------------------------------------------------------------- report
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpu": model or platform.processor(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def _ratio(x: float | None, y: float | None) -> float | None:
+    return round(x / y, 2) if x and y else None
+
+
+def render_table(results: dict[str, dict[str, OpResult]]) -> str:
+    head = f"{'operation':<15} {'server':<16} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'stmts':>6} {'errors':>6}"
+    lines = [head, "-" * len(head)]
+    for name, per_server in results.items():
+        for key in SERVERS:
+            r = per_server.get(key)
+            if r is None:
+                continue
+            load = r.load
+            lines.append(
+                f"{name:<15} {key + ' ' + LABELS[key]:<16} "
+                f"{load.rps if load else float('nan'):>8.1f} {load.p50_ms if load else float('nan'):>8.2f} "
+                f"{load.p99_ms if load else float('nan'):>8.2f} {r.statements if r.statements is not None else '-':>6} "
+                f"{(load.errors + load.non_2xx) if load else '-':>6}"
+            )
+        a, b, c = (per_server.get(k) for k in SERVERS)
+        rps = {k: (v.load.rps if v and v.load else None) for k, v in zip(SERVERS, (a, b, c), strict=True)}
+        lines.append(
+            f"{'':<15} ratios: a/b = {_ratio(rps['a'], rps['b'])}x, a/c = {_ratio(rps['a'], rps['c'])}x (req/s)"
+        )
+    return "\n".join(lines)
+
+
+def build_report(
+    args: argparse.Namespace, results: dict[str, dict[str, OpResult]], checks: dict[str, Any],
+    started: dt.datetime, machine_before: dict[str, Any],
+) -> dict[str, Any]:
+    operations: dict[str, Any] = {}
+    for name, per_server in results.items():
+        entry: dict[str, Any] = {"servers": {}}
+        for key, r in per_server.items():
+            entry["servers"][key] = {
+                "label": LABELS[key],
+                "statements_per_request": r.statements,
+                "selects_per_request": r.selects,
+                **({"load": r.load.as_dict()} if r.load else {}),
+                **r.extra,
+            }
+        rps = {k: (v.load.rps if v.load else None) for k, v in per_server.items()}
+        entry["ratios"] = {"a/b": _ratio(rps.get("a"), rps.get("b")), "a/c": _ratio(rps.get("a"), rps.get("c"))}
+        operations[name] = entry
+    return {
+        "started_at": started.isoformat(timespec="seconds"),
+        "machine": {**machine_before, "load_average_after": [round(x, 2) for x in os.getloadavg()]},
+        "config": {
+            "duration_s": args.duration, "warmup_s": args.warmup, "concurrency": args.concurrency,
+            "load_tool": "wrk" if wrk_available() else "python", "pinned": not args.no_pin,
+            "variables": {name: VARIABLES.get(name, {}) for name in results},
+        },
+        "servers": {
+            "a": "this server: python -m server serve (uvicorn, 1 worker), SQLite, rate limiter on (huge buckets)",
+            "b": "bench.peer_strawberry: strawberry.asgi.GraphQL, SQLAlchemy ORM AsyncSession, aiodataloader",
+            "c": "bench.floor: Starlette endpoint, the server's SQL via SQLAlchemy Core, orjson, no GraphQL",
+        },
+        "checks": checks,
+        "operations": operations,
+    }
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds of load per server and operation")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of unmeasured load first")
+    parser.add_argument("--concurrency", type=int, default=16, help="keep-alive connections")
+    parser.add_argument("--ops", default=",".join(DEFAULT_OPS), help="comma-separated operation names")
+    parser.add_argument("--servers", default="a,b,c", help="which of a,b,c to load (all are checked)")
+    parser.add_argument("--db", type=Path, default=ROOT / "var" / "bench" / "tollgate.db",
+                        help="seeded SQLite file (created, migrated and seeded when missing)")
+    parser.add_argument("--operations-dir", type=Path, default=OPERATIONS_DIR)
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "latest.json")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin servers and wrk to cores")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the whole benchmark; returns 1 when a peer's data differs from the server's."""
+    args = parse_args(argv)
+    started = dt.datetime.now(dt.UTC)
+    machine_before = machine()
+    ops = {name: read_operation(name, args.operations_dir) for name in args.ops.split(",") if name}
+    unknown = set(args.servers.split(",")) - set(SERVERS)
+    if unknown:
+        raise SystemExit(f"unknown servers: {sorted(unknown)}")
+    pin = not args.no_pin and (os.cpu_count() or 1) >= 2 and bool(shutil.which("taskset"))
+    db_path = args.db.resolve()
+    ensure_database(db_path)
+    token = mint_token(db_path)
+
+    print("==> SQL statements per request (in-process, one request at a time)", file=sys.stderr)
+    statements, in_process_data = asyncio.run(count_statements(db_path, token, ops))
+    results: dict[str, dict[str, OpResult]] = {name: {} for name in ops}
+    floor_same_sql: dict[str, bool] = {}
+    for name in ops:
+        for key in SERVERS:
+            sql = statements[key][name]
+            results[name][key] = OpResult(statements=len(sql), selects=_selects(sql))
+        floor_same_sql[name] = statements["a"][name] == statements["c"][name]
+        print(
+            f"    {name}: " + ", ".join(f"{k}={len(statements[k][name])}" for k in SERVERS)
+            + f"  (floor sends the server's SQL: {floor_same_sql[name]})",
+            file=sys.stderr,
+        )
+    in_process_diff = {
+        name: {k: first_difference(in_process_data["a"][name], in_process_data[k][name]) for k in ("b", "c")}
+        for name in ops
+    }
+
+    with tempfile.TemporaryDirectory(prefix="tollgate-bench-") as log_dir:
+        servers = build_servers(db_path, Path(log_dir), 0 if pin else None)
+        print("==> starting " + ", ".join(f"{k}:{s.port}" for k, s in servers.items()), file=sys.stderr)
+        with running(servers):
+            http_diff = compare_over_http(servers, token, ops)
+            same = all(d is None for per in http_diff.values() for d in per.values())
+            for name, per in http_diff.items():
+                for key, diff in per.items():
+                    status = "same data" if diff is None else f"DIFFERENT at {diff}"
+                    print(f"    {name}: {key} vs a: {status}", file=sys.stderr)
+            headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+            for name, text in ops.items():
+                body = request_body(name, text)
+                for key in args.servers.split(","):
+                    server = servers[key]
+                    if args.warmup > 0:
+                        run_load(server.url, body, headers, duration=args.warmup,
+                                 concurrency=args.concurrency, cpu=1 if pin else None)
+                    load = run_load(server.url, body, headers, duration=args.duration,
+                                    concurrency=args.concurrency, cpu=1 if pin else None)
+                    results[name][key].load = load
+                    print(f"    {name} {key}: {load.rps:.1f} req/s, p50 {load.p50_ms:.2f} ms, "
+                          f"p99 {load.p99_ms:.2f} ms, errors {load.errors + load.non_2xx}", file=sys.stderr)
+
+    checks = {
+        "same_data_over_http": http_diff,
+        "same_data_in_process": in_process_diff,
+        "floor_sends_server_sql": floor_same_sql,
+        "statements": statements,
+    }
+    report = build_report(args, results, checks, started, machine_before)
+    print()
+    print(render_table(results))
+    print(f"\nmachine: {report['machine']['cpu']}, {report['machine']['cores']} cores, "
+          f"load average {machine_before['load_average']} -> {report['machine']['load_average_after']}")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.output.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(args.output)
+    print(f"wrote {args.output}")
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
