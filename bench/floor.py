@@ -45,7 +45,9 @@ ISSUER = "tollgate"
 AUDIENCE = "tollgate-api"
 _OPERATION_NAME = re.compile(r"\bquery\s+([A-Za-z_][A-Za-z0-9_]*)")
 
-Handler = Callable[[AsyncConnection, uuid.UUID, uuid.UUID, dict[str, Any]], Awaitable[dict[str, Any]]]
+Handler = Callable[
+    [AsyncConnection, uuid.UUID, uuid.UUID, dict[str, Any]], Awaitable[dict[str, Any]]
+]
 
 
 def _datetime(value: dt.datetime) -> str:
@@ -63,7 +65,7 @@ def _first(variables: dict[str, Any], default: int = 20) -> int:
     return default if first is None else int(first)
 
 
-async def _all(conn: AsyncConnection, stmt: Any) -> Sequence[Row[Any]]:
+async def _all(conn: AsyncConnection, stmt: Any) -> Sequence[Any]:
     return (await conn.execute(stmt)).all()
 
 
@@ -86,7 +88,9 @@ async def orders_page(
     item_rows = await _all(
         conn,
         select(ORDER_ITEMS)
-        .where(ORDER_ITEMS.c.tenant_id == tenant_id, ORDER_ITEMS.c.order_id.in_({o.id for o in orders}))
+        .where(
+            ORDER_ITEMS.c.tenant_id == tenant_id, ORDER_ITEMS.c.order_id.in_({o.id for o in orders})
+        )
         .order_by(ORDER_ITEMS.c.order_id, ORDER_ITEMS.c.position),
     )
     items: dict[uuid.UUID, list[Row[Any]]] = defaultdict(list)
@@ -97,7 +101,9 @@ async def orders_page(
         row.id: row
         for row in await _all(
             conn,
-            select(PRODUCTS).where(PRODUCTS.c.tenant_id == tenant_id, PRODUCTS.c.id.in_(product_ids)),
+            select(PRODUCTS).where(
+                PRODUCTS.c.tenant_id == tenant_id, PRODUCTS.c.id.in_(product_ids)
+            ),
         )
     }
     nodes = []
@@ -106,24 +112,28 @@ async def orders_page(
         lines = []
         for item in items.get(order.id, ()):
             product = products[item.product_id]
-            lines.append({
-                "quantity": item.quantity,
-                "unitPrice": _money(item.unit_price, order.currency),
-                "product": {
-                    "id": to_global_id("Product", product.id),
-                    "name": product.name,
-                    "price": _money(product.price, product.currency),
-                },
-            })
-        nodes.append({
-            "id": to_global_id("Order", order.id),
-            "number": order.number,
-            "status": order.status,
-            "createdAt": _datetime(order.created_at),
-            "total": _money(order.total, order.currency),
-            "customer": {"id": to_global_id("User", customer.id), "name": customer.name},
-            "items": lines,
-        })
+            lines.append(
+                {
+                    "quantity": item.quantity,
+                    "unitPrice": _money(item.unit_price, order.currency),
+                    "product": {
+                        "id": to_global_id("Product", product.id),
+                        "name": product.name,
+                        "price": _money(product.price, product.currency),
+                    },
+                }
+            )
+        nodes.append(
+            {
+                "id": to_global_id("Order", order.id),
+                "number": order.number,
+                "status": order.status,
+                "createdAt": _datetime(order.created_at),
+                "total": _money(order.total, order.currency),
+                "customer": {"id": to_global_id("User", customer.id), "name": customer.name},
+                "items": lines,
+            }
+        )
     end = encode_cursor(orders[-1].created_at, orders[-1].id) if orders else None
     return {
         "orders": {
@@ -143,8 +153,8 @@ async def product_catalog(
     page, has_next = rows[: args.first], len(rows) > args.first
     product_ids = {row.id for row in page}
     ratings = {
-        row[0]: round(float(row[1]), 2)
-        for row in await _all(
+        product_id: round(float(average), 2)
+        for product_id, average in await _all(
             conn,
             select(REVIEWS.c.product_id, func.avg(REVIEWS.c.rating))
             .where(REVIEWS.c.tenant_id == tenant_id, REVIEWS.c.product_id.in_(product_ids))
@@ -155,7 +165,11 @@ async def product_catalog(
     review_rows = await _all(
         conn,
         per_parent_statement(
-            REVIEWS, "product_id", sorted(product_ids), [REVIEWS.c.tenant_id == tenant_id], review_args
+            REVIEWS,
+            "product_id",
+            sorted(product_ids),
+            [REVIEWS.c.tenant_id == tenant_id],
+            review_args,
         ),
     )
     reviews: dict[uuid.UUID, list[Row[Any]]] = defaultdict(list)
@@ -170,27 +184,29 @@ async def product_catalog(
     }
     edges = []
     for product in page:
-        edges.append({
-            "cursor": encode_cursor(product.name, product.id),
-            "node": {
-                "id": to_global_id("Product", product.id),
-                "sku": product.sku,
-                "name": product.name,
-                "price": _money(product.price, product.currency),
-                "stock": product.stock,
-                "averageRating": ratings.get(product.id),
-                "reviews": {
-                    "nodes": [
-                        {
-                            "rating": review.rating,
-                            "body": review.body,
-                            "author": {"name": authors[review.author_id].name},
-                        }
-                        for review in reviews.get(product.id, [])[: review_args.first]
-                    ]
+        edges.append(
+            {
+                "cursor": encode_cursor(product.name, product.id),
+                "node": {
+                    "id": to_global_id("Product", product.id),
+                    "sku": product.sku,
+                    "name": product.name,
+                    "price": _money(product.price, product.currency),
+                    "stock": product.stock,
+                    "averageRating": ratings.get(product.id),
+                    "reviews": {
+                        "nodes": [
+                            {
+                                "rating": review.rating,
+                                "body": review.body,
+                                "author": {"name": authors[review.author_id].name},
+                            }
+                            for review in reviews.get(product.id, [])[: review_args.first]
+                        ]
+                    },
                 },
-            },
-        })
+            }
+        )
     end = encode_cursor(page[-1].name, page[-1].id) if page else None
     return {"products": {"pageInfo": {"hasNextPage": has_next, "endCursor": end}, "edges": edges}}
 
@@ -206,7 +222,9 @@ async def viewer_profile(
     args = PageArgs(first=5)
     orders = await _all(
         conn,
-        per_parent_statement(ORDERS, "customer_id", [user_id], [ORDERS.c.tenant_id == tenant_id], args),
+        per_parent_statement(
+            ORDERS, "customer_id", [user_id], [ORDERS.c.tenant_id == tenant_id], args
+        ),
     )
     return {
         "viewer": {

@@ -102,21 +102,38 @@ def lua_script(body: bytes, headers: Mapping[str, str]) -> str:
     text = body.decode("utf-8")
     if "]==]" in text:
         raise ValueError("body contains the Lua long-string terminator ]==]")
-    lines = [f"wrk.headers[{json.dumps(name)}] = {json.dumps(value)}" for name, value in headers.items()]
+    lines = [
+        f"wrk.headers[{json.dumps(name)}] = {json.dumps(value)}" for name, value in headers.items()
+    ]
     return _LUA_TEMPLATE.format(body=text, headers="\n".join(lines), prefix=_RESULT_PREFIX)
 
 
 def run_wrk(
-    url: str, body: bytes, headers: Mapping[str, str], *, duration: float, concurrency: int,
-    cpu: int | None = None, threads: int = 1,
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    duration: float,
+    concurrency: int,
+    cpu: int | None = None,
+    threads: int = 1,
 ) -> LoadResult:
     """Run wrk against ``url`` for ``duration`` seconds with ``concurrency`` connections."""
     with tempfile.TemporaryDirectory(prefix="tollgate-wrk-") as tmp:
         script = Path(tmp) / "post.lua"
         script.write_text(lua_script(body, headers), encoding="utf-8")
         command = _pinned(
-            ["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{max(1, round(duration))}s",
-             "--timeout", "10s", "-s", str(script), url],
+            [
+                "wrk",
+                f"-t{threads}",
+                f"-c{concurrency}",
+                f"-d{max(1, round(duration))}s",
+                "--timeout",
+                "10s",
+                "-s",
+                str(script),
+                url,
+            ],
             cpu,
         )
         done = subprocess.run(
@@ -128,20 +145,40 @@ def run_wrk(
 
 
 def run_python(
-    url: str, body: bytes, headers: Mapping[str, str], *, duration: float, concurrency: int,
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    duration: float,
+    concurrency: int,
     cpu: int | None = None,
 ) -> LoadResult:
     """Run the asyncio load generator in its own process (when wrk is missing)."""
     with tempfile.TemporaryDirectory(prefix="tollgate-load-") as tmp:
         body_file = Path(tmp) / "body.json"
         body_file.write_bytes(body)
-        command = [sys.executable, "-m", "bench.load", "--url", url, "--body-file", str(body_file),
-                   "--duration", str(duration), "--concurrency", str(concurrency)]
+        command = [
+            sys.executable,
+            "-m",
+            "bench.load",
+            "--url",
+            url,
+            "--body-file",
+            str(body_file),
+            "--duration",
+            str(duration),
+            "--concurrency",
+            str(concurrency),
+        ]
         for name, value in headers.items():
             command += ["--header", f"{name}: {value}"]
         done = subprocess.run(
-            _pinned(command, cpu), capture_output=True, text=True, timeout=duration + 60,
-            check=False, cwd=Path(__file__).resolve().parent.parent,
+            _pinned(command, cpu),
+            capture_output=True,
+            text=True,
+            timeout=duration + 60,
+            check=False,
+            cwd=Path(__file__).resolve().parent.parent,
         )
     if done.returncode != 0:
         raise RuntimeError(f"load generator failed: {done.stderr.strip()[-2000:]}")
@@ -149,7 +186,12 @@ def run_python(
 
 
 def run_load(
-    url: str, body: bytes, headers: Mapping[str, str], *, duration: float, concurrency: int,
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    duration: float,
+    concurrency: int,
     cpu: int | None = None,
 ) -> LoadResult:
     """wrk when installed, else the asyncio fallback."""
@@ -164,7 +206,12 @@ _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.IGNORECASE)
 
 
 async def _worker(
-    host: str, port: int, request: bytes, deadline: float, latencies: list[float], failures: list[int]
+    host: str,
+    port: int,
+    request: bytes,
+    deadline: float,
+    latencies: list[float],
+    failures: list[int],
 ) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     try:
@@ -183,11 +230,17 @@ async def _worker(
         writer.close()
 
 
-async def _generate(url: str, body: bytes, headers: Sequence[str], duration: float, concurrency: int) -> str:
+async def _generate(
+    url: str, body: bytes, headers: Sequence[str], duration: float, concurrency: int
+) -> str:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    head = [f"POST {parts.path or '/'} HTTP/1.1", f"Host: {host}:{port}",
-            f"Content-Length: {len(body)}", *headers]
+    head = [
+        f"POST {parts.path or '/'} HTTP/1.1",
+        f"Host: {host}:{port}",
+        f"Content-Length: {len(body)}",
+        *headers,
+    ]
     request = ("\r\n".join(head) + "\r\n\r\n").encode() + body
     latencies: list[float] = []
     failures: list[int] = []
@@ -204,11 +257,19 @@ async def _generate(url: str, body: bytes, headers: Sequence[str], duration: flo
     def pct(p: float) -> float:
         return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000
 
-    return _RESULT_PREFIX + json.dumps({
-        "requests": len(latencies), "duration_s": elapsed, "p50_ms": pct(50), "p90_ms": pct(90),
-        "p99_ms": pct(99), "mean_ms": sum(ordered) / len(ordered) * 1000, "max_ms": ordered[-1] * 1000,
-        "errors": errors, "non_2xx": len(failures),
-    })
+    return _RESULT_PREFIX + json.dumps(
+        {
+            "requests": len(latencies),
+            "duration_s": elapsed,
+            "p50_ms": pct(50),
+            "p90_ms": pct(90),
+            "p99_ms": pct(99),
+            "mean_ms": sum(ordered) / len(ordered) * 1000,
+            "max_ms": ordered[-1] * 1000,
+            "errors": errors,
+            "non_2xx": len(failures),
+        }
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -31,7 +31,12 @@ import jwt
 import strawberry
 from aiodataloader import DataLoader
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import aliased
 from starlette.requests import Request
 from starlette.responses import Response
@@ -161,7 +166,9 @@ class ItemsByOrderIdLoader(_Loader):
     async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[list[models.OrderItem]]:
         stmt = (
             select(models.OrderItem)
-            .where(models.OrderItem.tenant_id == self.tenant_id, models.OrderItem.order_id.in_(keys))
+            .where(
+                models.OrderItem.tenant_id == self.tenant_id, models.OrderItem.order_id.in_(keys)
+            )
             .order_by(models.OrderItem.order_id, models.OrderItem.position)
         )
         grouped: dict[uuid.UUID, list[models.OrderItem]] = defaultdict(list)
@@ -202,9 +209,7 @@ class _FirstNByParentLoader(_Loader):
         )
         entity = aliased(model, inner)
         stmt = (
-            select(entity)
-            .where(inner.c.rank <= size)
-            .order_by(inner.c[self.parent], inner.c.rank)
+            select(entity).where(inner.c.rank <= size).order_by(inner.c[self.parent], inner.c.rank)
         )
         grouped: dict[uuid.UUID, list[Any]] = defaultdict(list)
         for child in await self.db.scalars(stmt):
@@ -469,7 +474,10 @@ class Query:
 
     @strawberry.field
     async def orders(
-        self, info: PeerInfo, first: int = 20, after: str | None = None,
+        self,
+        info: PeerInfo,
+        first: int = 20,
+        after: str | None = None,
         status: OrderStatus | None = None,
     ) -> OrderConnection:
         ctx = info.context
@@ -488,14 +496,20 @@ class Query:
 
     @strawberry.field
     async def products(
-        self, info: PeerInfo, first: int = 20, after: str | None = None,
-        search: str | None = None, order_by: ProductOrder | None = None,
+        self,
+        info: PeerInfo,
+        first: int = 20,
+        after: str | None = None,
+        search: str | None = None,
+        order_by: ProductOrder | None = None,
     ) -> ProductConnection:
         ctx = info.context
         _first_page_only(after)
         where = models.Product.tenant_id == ctx.tenant_id
         if search:
-            where = where & func.lower(models.Product.name).contains(search.lower(), autoescape=True)
+            where = where & func.lower(models.Product.name).contains(
+                search.lower(), autoescape=True
+            )
         order = order_by or ProductOrder()
         sort = PRODUCT_SORT[order.field.value]
         column = getattr(models.Product, sort)
@@ -522,10 +536,14 @@ def build_schema() -> strawberry.Schema:
     )
 
 
-class PeerGraphQL(GraphQL):  # type: ignore[type-arg]
+class PeerGraphQL(GraphQL[Context, None]):
     """``strawberry.asgi.GraphQL`` with one AsyncSession and fresh loaders per request."""
 
-    def __init__(self, schema: strawberry.Schema, sessions: async_sessionmaker[AsyncSession], secret: str) -> None:
+    engine: AsyncEngine
+
+    def __init__(
+        self, schema: strawberry.Schema, sessions: async_sessionmaker[AsyncSession], secret: str
+    ) -> None:
         super().__init__(schema, graphql_ide=None)
         self.sessions = sessions
         self.secret = secret
@@ -559,14 +577,16 @@ class PeerGraphQL(GraphQL):  # type: ignore[type-arg]
                 reviews=ReviewsByProductIdLoader(db, tenant_id),
                 orders_by_customer=OrdersByCustomerIdLoader(db, tenant_id),
             )
-            return await super().run(request, context=ctx)
+            return await super().run(request, context=ctx)  # type: ignore[call-overload]
 
 
 def create_app(database_path: str, jwt_secret: str = DEMO_JWT_SECRET) -> PeerGraphQL:
     """The peer as an ASGI app over the SQLite file at ``database_path``; ``app.engine`` is exposed."""
     engine = create_async_engine(f"sqlite+aiosqlite:///{database_path}")
-    app = PeerGraphQL(build_schema(), async_sessionmaker(engine, expire_on_commit=False), jwt_secret)
-    app.engine = engine  # type: ignore[attr-defined]
+    app = PeerGraphQL(
+        build_schema(), async_sessionmaker(engine, expire_on_commit=False), jwt_secret
+    )
+    app.engine = engine
     return app
 
 

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
+import logging
 import os
 import platform
 import shutil
@@ -56,7 +57,8 @@ VARIABLES: dict[str, dict[str, Any]] = {
 SERVERS = ("a", "b", "c")
 LABELS = {"a": "tollgate", "b": "strawberry-docs", "c": "floor"}
 # Capacities so large that no benchmark request is ever throttled (the limiter still runs).
-BIG_BUCKET = {"capacity": 1_000_000_000, "restore_rate": 1_000_000_000.0}
+BIG_CAPACITY = 1_000_000_000
+BIG_RESTORE_RATE = 1_000_000_000.0
 STARTUP_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 10.0
 
@@ -103,7 +105,7 @@ def _db_url(path: Path) -> str:
 
 def server_settings(db_path: Path) -> dict[str, str]:
     """The ``TOLLGATE_*`` environment of server (a) in the benchmark."""
-    cap, rate = str(BIG_BUCKET["capacity"]), str(BIG_BUCKET["restore_rate"])
+    cap, rate = str(BIG_CAPACITY), str(BIG_RESTORE_RATE)
     return {
         "TOLLGATE_DATABASE_URL": _db_url(db_path),
         "TOLLGATE_RATELIMIT": "true",
@@ -133,7 +135,9 @@ def read_operation(name: str, operations_dir: Path) -> str:
 
 
 def request_body(name: str, text: str) -> bytes:
-    return orjson.dumps({"query": text, "variables": VARIABLES.get(name, {}), "operationName": name})
+    return orjson.dumps(
+        {"query": text, "variables": VARIABLES.get(name, {}), "operationName": name}
+    )
 
 
 def mint_token(db_path: Path) -> str:
@@ -169,14 +173,18 @@ async def count_statements(
     """Per server and operation: the statements of one (warm) request, and its ``data``."""
     settings = Settings(
         database_url=_db_url(db_path),
-        user_capacity=BIG_BUCKET["capacity"], user_restore_rate=BIG_BUCKET["restore_rate"],
-        tenant_capacity=BIG_BUCKET["capacity"], tenant_restore_rate=BIG_BUCKET["restore_rate"],
+        user_capacity=BIG_CAPACITY,
+        user_restore_rate=BIG_RESTORE_RATE,
+        tenant_capacity=BIG_CAPACITY,
+        tenant_restore_rate=BIG_RESTORE_RATE,
     )
     app_a = create_app(settings)
     app_b = peer_strawberry.create_app(str(db_path))
     app_c = floor.create_app(str(db_path))
     engines: dict[str, AsyncEngine] = {
-        "a": app_a.state.engine, "b": app_b.engine, "c": app_c.state.engine,  # type: ignore[attr-defined]
+        "a": app_a.state.engine,
+        "b": app_b.engine,
+        "c": app_c.state.engine,
     }
     apps: dict[str, Any] = {"a": app_a, "b": app_b, "c": app_c}
     headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
@@ -190,7 +198,9 @@ async def count_statements(
                 for name, text in ops.items():
                     for _ in range(2):  # the second request runs with every cache warm
                         log.take()
-                        response = await client.post("/graphql", content=request_body(name, text), headers=headers)
+                        response = await client.post(
+                            "/graphql", content=request_body(name, text), headers=headers
+                        )
                     statements[key][name] = log.take()
                     data[key][name] = response.json().get("data")
     finally:
@@ -200,6 +210,12 @@ async def count_statements(
 
 
 # --------------------------------------------------------------------------- processes
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _pin(command: list[str], cpu: int | None) -> list[str]:
@@ -212,14 +228,20 @@ def build_servers(db_path: Path, log_dir: Path, cpu: int | None) -> dict[str, Se
     servers: dict[str, Server] = {}
     port = _free_port()
     servers["a"] = Server(
-        "a", port, _pin([py, "-m", "server", "serve", "--port", str(port)], cpu),
-        {**base_env, **server_settings(db_path)}, log_dir / "a.log",
+        "a",
+        port,
+        _pin([py, "-m", "server", "serve", "--port", str(port)], cpu),
+        {**base_env, **server_settings(db_path)},
+        log_dir / "a.log",
     )
     for key, module in (("b", "bench.peer_strawberry"), ("c", "bench.floor")):
         port = _free_port()
         servers[key] = Server(
-            key, port, _pin([py, "-m", module, "--port", str(port), "--database", str(db_path)], cpu),
-            base_env, log_dir / f"{key}.log",
+            key,
+            port,
+            _pin([py, "-m", module, "--port", str(port), "--database", str(db_path)], cpu),
+            base_env,
+            log_dir / f"{key}.log",
         )
     return servers
 
@@ -227,7 +249,11 @@ def build_servers(db_path: Path, log_dir: Path, cpu: int | None) -> dict[str, Se
 def start(server: Server) -> None:
     log = server.log_path.open("wb")
     server.process = subprocess.Popen(
-        server.command, cwd=ROOT, env=server.env, stdout=log, stderr=subprocess.STDOUT,
+        server.command,
+        cwd=ROOT,
+        env=server.env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     log.close()
@@ -241,7 +267,10 @@ def wait_ready(server: Server, deadline: float) -> None:
                 f"server {server.key} exited with {server.process.returncode}:\n"
                 + server.log_path.read_text(errors="replace")[-3000:]
             )
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", server.port), timeout=1):
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", server.port), timeout=1),
+        ):
             return
         time.sleep(0.2)
     raise RuntimeError(f"server {server.key} not ready after {STARTUP_TIMEOUT_S:.0f}s")
@@ -317,10 +346,18 @@ def compare_over_http(
         for name, text in ops.items():
             bodies: dict[str, Any] = {}
             for key, server in servers.items():
-                response = client.post(server.url, content=request_body(name, text), headers=headers)
+                response = client.post(
+                    server.url, content=request_body(name, text), headers=headers
+                )
                 payload = response.json()
-                if response.status_code != 200 or payload.get("errors") or payload.get("data") is None:
-                    raise RuntimeError(f"{key} {name}: HTTP {response.status_code} {str(payload)[:500]}")
+                if (
+                    response.status_code != 200
+                    or payload.get("errors")
+                    or payload.get("data") is None
+                ):
+                    raise RuntimeError(
+                        f"{key} {name}: HTTP {response.status_code} {str(payload)[:500]}"
+                    )
                 bodies[key] = payload["data"]
             outcome[name] = {
                 key: first_difference(bodies["a"], bodies[key]) for key in servers if key != "a"
@@ -351,8 +388,36 @@ def _ratio(x: float | None, y: float | None) -> float | None:
     return round(x / y, 2) if x and y else None
 
 
+def _cpu(result: OpResult | None) -> float | None:
+    return None if result is None else result.extra.get("server_cpu_ms_per_request")
+
+
+def _rps(result: OpResult | None) -> float | None:
+    return result.load.rps if result is not None and result.load is not None else None
+
+
+def ratios(per_server: dict[str, OpResult]) -> dict[str, float | None]:
+    """a/b and a/c by throughput (higher is better for a) and by server CPU per request."""
+    a, b, c = (per_server.get(key) for key in SERVERS)
+    return {
+        "a/b": _ratio(_rps(a), _rps(b)),
+        "a/c": _ratio(_rps(a), _rps(c)),
+        # Inverted so that, like throughput, a figure above 1 means (a) is cheaper.
+        "a/b_cpu": _ratio(_cpu(b), _cpu(a)),
+        "a/c_cpu": _ratio(_cpu(c), _cpu(a)),
+    }
+
+
+def _fmt(value: float | int | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
 def render_table(results: dict[str, dict[str, OpResult]]) -> str:
-    head = f"{'operation':<15} {'server':<16} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'stmts':>6} {'errors':>6}"
+    """The human-readable summary: one row per operation and server, then the ratios."""
+    head = (
+        f"{'operation':<15} {'server':<18} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'cpu ms/req':>10} {'stmts':>5} {'errors':>6}"
+    )
     lines = [head, "-" * len(head)]
     for name, per_server in results.items():
         for key in SERVERS:
@@ -361,22 +426,25 @@ def render_table(results: dict[str, dict[str, OpResult]]) -> str:
                 continue
             load = r.load
             lines.append(
-                f"{name:<15} {key + ' ' + LABELS[key]:<16} "
-                f"{load.rps if load else float('nan'):>8.1f} {load.p50_ms if load else float('nan'):>8.2f} "
-                f"{load.p99_ms if load else float('nan'):>8.2f} {r.statements if r.statements is not None else '-':>6} "
-                f"{(load.errors + load.non_2xx) if load else '-':>6}"
+                f"{name:<15} {key + ' ' + LABELS[key]:<18} {_fmt(_rps(r), '.1f'):>8} "
+                f"{_fmt(load.p50_ms if load else None, '.2f'):>8} {_fmt(load.p99_ms if load else None, '.2f'):>8} "
+                f"{_fmt(_cpu(r), '.2f'):>10} {_fmt(r.statements, 'd'):>5} "
+                f"{_fmt((load.errors + load.non_2xx) if load else None, 'd'):>6}"
             )
-        a, b, c = (per_server.get(k) for k in SERVERS)
-        rps = {k: (v.load.rps if v and v.load else None) for k, v in zip(SERVERS, (a, b, c), strict=True)}
+        rat = ratios(per_server)
         lines.append(
-            f"{'':<15} ratios: a/b = {_ratio(rps['a'], rps['b'])}x, a/c = {_ratio(rps['a'], rps['c'])}x (req/s)"
+            f"{'':<15} a/b = {_fmt(rat['a/b'], '.2f')}x req/s ({_fmt(rat['a/b_cpu'], '.2f')}x by CPU), "
+            f"a/c = {_fmt(rat['a/c'], '.2f')}x req/s ({_fmt(rat['a/c_cpu'], '.2f')}x by CPU)"
         )
     return "\n".join(lines)
 
 
 def build_report(
-    args: argparse.Namespace, results: dict[str, dict[str, OpResult]], checks: dict[str, Any],
-    started: dt.datetime, machine_before: dict[str, Any],
+    args: argparse.Namespace,
+    results: dict[str, dict[str, OpResult]],
+    checks: dict[str, Any],
+    started: dt.datetime,
+    machine_before: dict[str, Any],
 ) -> dict[str, Any]:
     operations: dict[str, Any] = {}
     for name, per_server in results.items():
@@ -389,15 +457,17 @@ def build_report(
                 **({"load": r.load.as_dict()} if r.load else {}),
                 **r.extra,
             }
-        rps = {k: (v.load.rps if v.load else None) for k, v in per_server.items()}
-        entry["ratios"] = {"a/b": _ratio(rps.get("a"), rps.get("b")), "a/c": _ratio(rps.get("a"), rps.get("c"))}
+        entry["ratios"] = ratios(per_server)
         operations[name] = entry
     return {
         "started_at": started.isoformat(timespec="seconds"),
         "machine": {**machine_before, "load_average_after": [round(x, 2) for x in os.getloadavg()]},
         "config": {
-            "duration_s": args.duration, "warmup_s": args.warmup, "concurrency": args.concurrency,
-            "load_tool": "wrk" if wrk_available() else "python", "pinned": not args.no_pin,
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "concurrency": args.concurrency,
+            "load_tool": "wrk" if wrk_available() else "python",
+            "pinned": not args.no_pin,
             "variables": {name: VARIABLES.get(name, {}) for name in results},
         },
         "servers": {
@@ -414,14 +484,28 @@ def build_report(
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds of load per server and operation")
-    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of unmeasured load first")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--duration", type=float, default=10.0, help="seconds of load per server and operation"
+    )
+    parser.add_argument(
+        "--warmup", type=float, default=2.0, help="seconds of unmeasured load first"
+    )
     parser.add_argument("--concurrency", type=int, default=16, help="keep-alive connections")
-    parser.add_argument("--ops", default=",".join(DEFAULT_OPS), help="comma-separated operation names")
-    parser.add_argument("--servers", default="a,b,c", help="which of a,b,c to load (all are checked)")
-    parser.add_argument("--db", type=Path, default=ROOT / "var" / "bench" / "tollgate.db",
-                        help="seeded SQLite file (created, migrated and seeded when missing)")
+    parser.add_argument(
+        "--ops", default=",".join(DEFAULT_OPS), help="comma-separated operation names"
+    )
+    parser.add_argument(
+        "--servers", default="a,b,c", help="which of a,b,c to load (all are checked)"
+    )
+    parser.add_argument(
+        "--db",
+        type=Path,
+        default=ROOT / "var" / "bench" / "tollgate.db",
+        help="seeded SQLite file (created, migrated and seeded when missing)",
+    )
     parser.add_argument("--operations-dir", type=Path, default=OPERATIONS_DIR)
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "latest.json")
     parser.add_argument("--no-pin", action="store_true", help="do not pin servers and wrk to cores")
@@ -431,6 +515,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the whole benchmark; returns 1 when a peer's data differs from the server's."""
     args = parse_args(argv)
+    # create_app() configures logging; the harness's own HTTP client need not log each call.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     started = dt.datetime.now(dt.UTC)
     machine_before = machine()
     ops = {name: read_operation(name, args.operations_dir) for name in args.ops.split(",") if name}
@@ -452,18 +538,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             results[name][key] = OpResult(statements=len(sql), selects=_selects(sql))
         floor_same_sql[name] = statements["a"][name] == statements["c"][name]
         print(
-            f"    {name}: " + ", ".join(f"{k}={len(statements[k][name])}" for k in SERVERS)
+            f"    {name}: "
+            + ", ".join(f"{k}={len(statements[k][name])}" for k in SERVERS)
             + f"  (floor sends the server's SQL: {floor_same_sql[name]})",
             file=sys.stderr,
         )
     in_process_diff = {
-        name: {k: first_difference(in_process_data["a"][name], in_process_data[k][name]) for k in ("b", "c")}
+        name: {
+            k: first_difference(in_process_data["a"][name], in_process_data[k][name])
+            for k in ("b", "c")
+        }
         for name in ops
     }
 
     with tempfile.TemporaryDirectory(prefix="tollgate-bench-") as log_dir:
         servers = build_servers(db_path, Path(log_dir), 0 if pin else None)
-        print("==> starting " + ", ".join(f"{k}:{s.port}" for k, s in servers.items()), file=sys.stderr)
+        print(
+            "==> starting " + ", ".join(f"{k}:{s.port}" for k, s in servers.items()),
+            file=sys.stderr,
+        )
         with running(servers):
             http_diff = compare_over_http(servers, token, ops)
             same = all(d is None for per in http_diff.values() for d in per.values())
@@ -477,13 +570,38 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for key in args.servers.split(","):
                     server = servers[key]
                     if args.warmup > 0:
-                        run_load(server.url, body, headers, duration=args.warmup,
-                                 concurrency=args.concurrency, cpu=1 if pin else None)
-                    load = run_load(server.url, body, headers, duration=args.duration,
-                                    concurrency=args.concurrency, cpu=1 if pin else None)
-                    results[name][key].load = load
-                    print(f"    {name} {key}: {load.rps:.1f} req/s, p50 {load.p50_ms:.2f} ms, "
-                          f"p99 {load.p99_ms:.2f} ms, errors {load.errors + load.non_2xx}", file=sys.stderr)
+                        run_load(
+                            server.url,
+                            body,
+                            headers,
+                            duration=args.warmup,
+                            concurrency=args.concurrency,
+                            cpu=1 if pin else None,
+                        )
+                    pid = server.process.pid if server.process else 0
+                    cpu_before = cpu_seconds(pid)
+                    load = run_load(
+                        server.url,
+                        body,
+                        headers,
+                        duration=args.duration,
+                        concurrency=args.concurrency,
+                        cpu=1 if pin else None,
+                    )
+                    cpu_used = cpu_seconds(pid) - cpu_before
+                    result = results[name][key]
+                    result.load = load
+                    if load.requests:
+                        result.extra["server_cpu_ms_per_request"] = round(
+                            cpu_used / load.requests * 1000, 3
+                        )
+                    print(
+                        f"    {name} {key}: {load.rps:.1f} req/s, p50 {load.p50_ms:.2f} ms, "
+                        f"p99 {load.p99_ms:.2f} ms, server CPU "
+                        f"{result.extra.get('server_cpu_ms_per_request', float('nan')):.2f} ms/req, "
+                        f"errors {load.errors + load.non_2xx}",
+                        file=sys.stderr,
+                    )
 
     checks = {
         "same_data_over_http": http_diff,
@@ -494,8 +612,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = build_report(args, results, checks, started, machine_before)
     print()
     print(render_table(results))
-    print(f"\nmachine: {report['machine']['cpu']}, {report['machine']['cores']} cores, "
-          f"load average {machine_before['load_average']} -> {report['machine']['load_average_after']}")
+    print(
+        f"\nmachine: {report['machine']['cpu']}, {report['machine']['cores']} cores, "
+        f"load average {machine_before['load_average']} -> {report['machine']['load_average_after']}"
+    )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.output.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

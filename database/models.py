@@ -13,6 +13,7 @@ import uuid
 from decimal import Decimal
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     DateTime,
     ForeignKey,
@@ -194,3 +195,12 @@ class PersistedDocument(Base):
 
 
 TENANT_OWNED = ("users", "products", "orders", "order_items", "reviews", "idempotency_records")
+
+
+class PersistedDocumentsVersion(Base):
+    """One row counting changes to the persisted-query lists (see persisted_queries.stores)."""
+
+    __tablename__ = "persisted_documents_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(BigInteger)

@@ -1146,7 +1146,12 @@ class _Actual:
             here = self.dynamic_extra(merged) if merged.dynamic else merged.extra
             if value is not None:
                 first = merged.first
-                size = self.size(first, ps) if merged.sized else 1
+                if not merged.sized:
+                    size = 1
+                elif first.slicing or (first.size_from_parent and ps is not None):
+                    size = self.size(first, ps)
+                else:
+                    size = first.fixed_size
                 leaf_weight = merged.leaf_weight
                 if leaf_weight is not None:
                     here += self.count_leaves(merged, value, size) * leaf_weight
@@ -1156,6 +1161,27 @@ class _Actual:
                         if len(value) > size:
                             self.overflow += 1
                             value = value[:size]
+                        single = merged.single
+                        if single is not None:  # the common case, inlined for speed
+                            child_map = merged.child_maps.get(single) or self.child_map(
+                                merged, single
+                            )
+                            weight = merged.weights[single]
+                            for item in value:
+                                if type(item) is dict:
+                                    c, n = self.object(child_map, item, child_ps)
+                                    here += weight + c
+                                    nodes += n + 1
+                                    continue
+                                if isinstance(item, list):
+                                    c, n = self.nested(merged, item, child_ps)
+                                else:
+                                    c, n = self.item(merged, item, child_ps)
+                                here += c
+                                nodes += n
+                            if here > 0:
+                                cost += here
+                            continue
                         for item in value:
                             if isinstance(item, list):
                                 c, n = self.nested(merged, item, child_ps)
@@ -1210,7 +1236,7 @@ class _Actual:
         return count
 
     def item(self, merged: _Merged, item: Any, child_ps: int | None) -> tuple[int, int]:
-        if not isinstance(item, Mapping):
+        if type(item) is not dict and not isinstance(item, Mapping):
             return 0, 0
         single = merged.single
         if single is not None:

@@ -24,7 +24,9 @@ from guards.limits import Limits
 from guards.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from observability import Metrics, OperationTracer, configure_logging, configure_tracing
 from observability.request_id import RequestIdMiddleware
+from persisted_queries import MemoryCache, RedisCache, Registry, SQLStore
 from schema import build_schema
+from server.registry import analyser, registry_routes
 from server import dbstats, graphiql
 from server.endpoint import GraphQLEndpoint
 from server.middleware import (
@@ -78,6 +80,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         fail_open=settings.ratelimit_fail_open,
         execution_timeout=settings.execution_timeout_ms / 1000,
     )
+    registry = Registry(
+        SQLStore(engine),
+        mode=settings.effective_pq_mode,
+        analyse=analyser(pipeline),
+        cache=RedisCache(redis_client) if redis_client is not None else MemoryCache(10_000),
+        apq_enabled=settings.apq,
+    )
     endpoint = GraphQLEndpoint(
         settings=settings,
         pipeline=pipeline,
@@ -87,6 +96,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         graphiql_csp=graphiql.CONTENT_SECURITY_POLICY,
         metrics=metrics,
         tracer=tracer,
+        registry=registry,
     )
 
     async def metrics_endpoint(request: Request) -> Response:
@@ -129,6 +139,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics_endpoint),
+        *registry_routes(registry, endpoint),
     ]
     if settings.graphiql_enabled:
         routes.append(Mount(graphiql.STATIC_URL, StaticFiles(directory=graphiql.STATIC_DIR)))
@@ -168,4 +179,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.engine = engine
     app.state.pipeline = pipeline
     app.state.sdl = sdl
+    app.state.registry = registry
     return app

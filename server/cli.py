@@ -144,6 +144,50 @@ def cmd_cost(args: argparse.Namespace) -> int:
     return 1 if report.get("errors") else 0
 
 
+def cmd_pq(args: argparse.Namespace) -> int:
+    """Registry operations against the configured database (the source of truth)."""
+    from persisted_queries import load_manifest
+    from server.app import create_app
+
+    settings = _settings()
+
+    async def run() -> dict[str, Any]:
+        app = create_app(settings)
+        registry = app.state.registry
+        try:
+            entries = load_manifest(args.manifest) if getattr(args, "manifest", None) else []
+            client = args.client
+            if args.pq_command == "push":
+                report = await registry.register(client, entries, dry_run=args.dry_run)
+                return {
+                    "dryRun": args.dry_run, "added": list(report.added),
+                    "unchanged": list(report.unchanged),
+                    "refused": [{"id": i, "reason": r} for i, r in report.refused],
+                }
+            if args.pq_command == "list":
+                documents = await registry.list(client)
+                return {"operations": [
+                    {"id": d.document_id, "name": d.operation_name, "clientName": d.client_name, "cost": d.cost}
+                    for d in documents
+                ]}
+            if args.pq_command == "diff":
+                diff = await registry.diff(client, entries)
+                return {
+                    "added": list(diff.added), "removed": list(diff.removed),
+                    "changedCost": [{"id": i, "old": o, "new": n} for i, o, n in diff.changed_cost],
+                }
+            retired = await registry.retire(
+                client, args.ids or None, manifest=entries or None, dry_run=args.dry_run
+            )
+            return {"dryRun": args.dry_run, "retired": list(retired)}
+        finally:
+            await app.state.engine.dispose()
+
+    result = asyncio.run(run())
+    print(json.dumps(result, indent=2))
+    return 1 if result.get("refused") else 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -203,6 +247,19 @@ def build_parser() -> argparse.ArgumentParser:
     cost.add_argument("--variables")
     cost.add_argument("--operation")
     cost.set_defaults(fn=cmd_cost)
+    pq = sub.add_parser("pq", help="persisted queries: push, list, diff, retire")
+    pq_sub = pq.add_subparsers(dest="pq_command", required=True)
+    for name, needs_manifest in (("push", True), ("list", False), ("diff", True), ("retire", False)):
+        command = pq_sub.add_parser(name)
+        if needs_manifest:
+            command.add_argument("manifest", help="Apollo manifest, {id: text} JSON, or a folder of .graphql files")
+        elif name == "retire":
+            command.add_argument("--manifest", help="retire every active document not in this manifest")
+            command.add_argument("--ids", nargs="*", help="ids to retire")
+        command.add_argument("--client", help="client name of the list (default: the default list)")
+        if name in ("push", "retire"):
+            command.add_argument("--dry-run", action="store_true", help="report without changing anything")
+        command.set_defaults(fn=cmd_pq)
     return parser
 
 

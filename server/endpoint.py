@@ -17,6 +17,7 @@ from auth.tokens import AuthError, TokenVerifier, parse_bearer
 from guards.ratelimit import BucketPolicy, rate_limit_headers
 from loaders import Loaders, RequestDb
 from observability import Metrics, OperationTracer, ServerTiming, log_operation
+from persisted_queries import PQError, Registry, extract
 from resolvers.context import RequestContext
 from server import dbstats
 from server.pipeline import (
@@ -87,6 +88,11 @@ class Policies:
         return keys
 
 
+def _client_name(request: Request) -> str | None:
+    headers = request.headers
+    return headers.get("apollographql-client-name") or headers.get("graphql-client-name")
+
+
 def _dry_run_requested(prepared: PreparedDocument, coerced: dict[str, Any], header: bool) -> bool:
     if header:
         return True
@@ -135,7 +141,9 @@ class GraphQLEndpoint:
         graphiql_csp: str | None,
         metrics: Metrics | None = None,
         tracer: OperationTracer | None = None,
+        registry: Registry | None = None,
     ) -> None:
+        self.registry = registry
         self.metrics = metrics
         self.tracer = tracer or OperationTracer(None)
         self.settings = settings
@@ -293,7 +301,25 @@ class GraphQLEndpoint:
         request_id: str,
         timing: ServerTiming,
     ) -> Outcome:
-        text = params.query
+        document_id, registered = None, False
+        if self.registry is not None:
+            with timing.measure("pq"):
+                try:
+                    resolved = await self.registry.resolve(
+                        extract(params.raw),
+                        client_name=_client_name(request),
+                        may_run_adhoc=policy.can_run_adhoc(principal),
+                    )
+                except PQError as error:
+                    raise OperationRefused(
+                        [{"message": error.message, "extensions": error.extensions}],
+                        status=error.status, headers=dict(error.headers), code=error.code,
+                    ) from None
+            text, document_id, registered = resolved.text, resolved.document_id, resolved.registered
+            if self.metrics is not None and resolved.source != "adhoc":
+                self.metrics.pq_lookup(True)
+        else:
+            text = params.query
         if text is None:
             raise OperationRefused(
                 [{"message": "The request has no query.", "extensions": {"code": "BAD_REQUEST"}}]

@@ -2,43 +2,25 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from decimal import Decimal
 from pathlib import Path
-from typing import Any, NoReturn
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from database import migrate
 from database.engine import make_engine
-from database.models import Base
 from database.seed import seed
+from tests.database.helpers import service_unavailable, sqlite_url, table_checksums
 
 PG_ADMIN_URL = os.environ.get(
     "TOLLGATE_TEST_PG_ADMIN_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 )
-SEEDED_TABLES = ("tenants", "users", "products", "orders", "order_items", "reviews")
-
-
-def service_unavailable(service: str, error: BaseException) -> NoReturn:
-    """Skip loudly when a service is unreachable; under CI=true, fail instead."""
-    message = f"{service} is unreachable, skipping its tests: {type(error).__name__}: {error}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true requires it. {message}", pytrace=False)
-    pytest.skip(message)
-
-
-def sqlite_url(path: Path) -> str:
-    """Return the plain (sync-scheme) SQLite URL of a file, as a user would write it."""
-    return f"sqlite:///{path}"
 
 
 @pytest.fixture
@@ -130,33 +112,3 @@ async def seeded_pg_app(seeded_pg_owner_url: str) -> AsyncIterator[AsyncEngine]:
     engine = make_engine(migrate.app_url(seeded_pg_owner_url))
     yield engine
     await engine.dispose()
-
-
-def _canonical(value: Any) -> str:
-    # SQLite hands back naive datetimes and floats-turned-Decimals; normalise both so that
-    # the same rows hash the same on either backend.
-    if isinstance(value, Decimal):
-        return str(value.quantize(Decimal("0.01")))
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(dt.UTC).replace(tzinfo=None)
-        return value.isoformat()
-    if isinstance(value, uuid.UUID):
-        return value.hex
-    return repr(value)
-
-
-async def table_checksums(conn: AsyncConnection) -> dict[str, tuple[int, str]]:
-    """Return ``{table: (row count, sha256 of every row ordered by id)}`` for seeded tables."""
-    checksums = {}
-    for name in SEEDED_TABLES:
-        table = Base.metadata.tables[name]
-        digest = hashlib.sha256()
-        count = 0
-        result = await conn.execute(select(table).order_by(table.c.id))
-        for row in result:
-            digest.update("|".join(_canonical(value) for value in row).encode())
-            digest.update(b"\n")
-            count += 1
-        checksums[name] = (count, digest.hexdigest())
-    return checksums

@@ -100,7 +100,7 @@ async def test_writing_another_tenants_rows_is_refused(
 async def test_the_app_role_cannot_switch_rls_off(
     seeded_pg_app: AsyncEngine,
 ) -> None:
-    with pytest.raises(DBAPIError, match="must be owner|permission denied"):
+    with pytest.raises(DBAPIError, match=r"must be owner|permission denied"):
         async with tenant_transaction(seeded_pg_app, None, write=True) as conn:
             await conn.execute(text("ALTER TABLE orders DISABLE ROW LEVEL SECURITY"))
     with pytest.raises(DBAPIError, match="row-level security"):

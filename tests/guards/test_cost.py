@@ -109,7 +109,10 @@ def price(model: CostModel, text: str, variables: dict[str, Any] | None = None) 
                 "input": {
                     "idempotencyKey": "k",
                     "currency": "USD",
-                    "items": [{"productId": "p1", "quantity": 1}, {"productId": "p2", "quantity": 2}],
+                    "items": [
+                        {"productId": "p1", "quantity": 1},
+                        {"productId": "p2", "quantity": 2},
+                    ],
                 }
             },
             126,
@@ -478,5 +481,7 @@ def test_price_document_reports_parse_validation_and_gate_errors(
     invalid = price_document(contract_schema, "{ viewer { nope } }")
     assert invalid["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
     assert invalid["cost"] is None
-    deep = price_document(contract_schema, "{ a: viewer { id } }", limits=Limits(max_aliases=Limit(0)))
+    deep = price_document(
+        contract_schema, "{ a: viewer { id } }", limits=Limits(max_aliases=Limit(0))
+    )
     assert deep["errors"][0]["extensions"]["code"] == "ALIAS_LIMIT_EXCEEDED"

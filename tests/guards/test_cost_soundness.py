@@ -175,8 +175,7 @@ def respond(schema: GraphQLSchema, document: Any, variables: dict[str, Any], see
                 bound = 10
             inner = get_named_type(type_)
             return [
-                {} if not hasattr(inner, "serialize") else leaf(inner)
-                for _ in range(length(bound))
+                {} if not hasattr(inner, "serialize") else leaf(inner) for _ in range(length(bound))
             ]
         if hasattr(type_, "serialize"):
             return leaf(type_)

@@ -71,11 +71,7 @@ HOSTILE: dict[str, tuple[Callable[[], str], str]] = {
         "DEPTH_LIMIT_EXCEEDED",
     ),
     "introspection bomb": (
-        lambda: "{ __schema { types { "
-        + "fields { type { " * 7
-        + "name"
-        + " } }" * 7
-        + " } } }",
+        lambda: "{ __schema { types { " + "fields { type { " * 7 + "name" + " } }" * 7 + " } } }",
         "DEPTH_LIMIT_EXCEEDED",
     ),
     "fragment cycle": (
@@ -83,9 +79,11 @@ HOSTILE: dict[str, tuple[Callable[[], str], str]] = {
         "GRAPHQL_VALIDATION_FAILED",
     ),
     "mutations hidden in a fragment": (
-        lambda: "mutation { ...M } fragment M on Mutation {"
-        + "".join(f" m{i}: addReview(input: $i) {{ __typename }}" for i in range(6))
-        + " }",
+        lambda: (
+            "mutation { ...M } fragment M on Mutation {"
+            + "".join(f" m{i}: addReview(input: $i) {{ __typename }}" for i in range(6))
+            + " }"
+        ),
         "ROOT_FIELD_LIMIT_EXCEEDED",
     ),
     "many root fields": (
@@ -97,9 +95,7 @@ HOSTILE: dict[str, tuple[Callable[[], str], str]] = {
         "ROOT_FIELD_LIMIT_EXCEEDED",
     ),
     "too many fields in total": (
-        lambda: "{ viewer {"
-        + "".join(f" f{i} {{" + " id" * 99 + " }" for i in range(11))
-        + " } }",
+        lambda: "{ viewer {" + "".join(f" f{i} {{" + " id" * 99 + " }" for i in range(11)) + " } }",
         "FIELD_LIMIT_EXCEEDED",
     ),
 }
@@ -109,10 +105,13 @@ HOSTILE: dict[str, tuple[Callable[[], str], str]] = {
 def test_hostile_document_is_refused_fast_with_its_own_code(name: str) -> None:
     build, code = HOSTILE[name]
     text = build()
-    started = time.perf_counter()
-    with pytest.raises(GuardError) as caught:
-        check_document(text, None, LIMITS)
-    elapsed = time.perf_counter() - started
+    timings = []
+    for _ in range(3):  # best of three: other processes' load is not the gate's cost
+        started = time.perf_counter()
+        with pytest.raises(GuardError) as caught:
+            check_document(text, None, LIMITS)
+        timings.append(time.perf_counter() - started)
+    elapsed = min(timings)
     tracemalloc.start()  # a second run, as tracing slows the first one down
     with pytest.raises(GuardError):
         check_document(text, None, LIMITS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -27,8 +28,8 @@ REDIS_HOST = "127.0.0.1"
 REDIS_PORT = 6379
 # Generous per-call bound for the contract suite: it runs on shared, loaded CI machines; the
 # fault tests check the tight default separately.
-CONTRACT_TIMEOUT = 2.0
-TOL = 0.05  # seconds of slack for wall-clock measurements
+CONTRACT_TIMEOUT = 5.0
+TOL = 0.005  # seconds of slack for rounding and clock granularity
 
 
 def unavailable(reason: str) -> None:
@@ -128,22 +129,28 @@ async def test_fills_then_refuses_without_charging(backend: Backend) -> None:
 async def test_retry_after_and_reset_after_are_exact(backend: Backend) -> None:
     # Shopify-like numbers: 100 points, 10 points/s; 3 x 30 leaves 10.
     policy = BucketPolicy("user", capacity=100, restore_rate=10)
+    started = time.monotonic()
     for expected in (70, 40, 10):
         assert (await backend.limiter.debit("k", 30, policy)).remaining == expected
     refused = await backend.limiter.debit("k", 30, policy)
+    elapsed = time.monotonic() - started
     assert not refused.allowed
     assert refused.remaining == 10
-    # 20 points missing at 10 points/s: 2 s, minus the few ms the test took.
-    assert 2.0 - TOL < refused.retry_after <= 2.0
-    assert 9.0 - TOL < refused.reset_after <= 9.0
+    # 20 points missing at 10 points/s: 2 s, less what was restored while the test ran.
+    assert 2.0 - elapsed - TOL <= refused.retry_after <= 2.0
+    assert 9.0 - elapsed - TOL <= refused.reset_after <= 9.0
 
 
 async def test_points_restore_over_time(backend: Backend) -> None:
     policy = BucketPolicy("fast", capacity=10, restore_rate=50)  # one point per 20 ms
-    assert (await backend.limiter.debit("k", 10, policy)).remaining == 0
+    started = time.monotonic()
+    assert (await backend.limiter.debit("k", 10, policy)).allowed
     refused = await backend.limiter.debit("k", 5, policy)
+    elapsed = time.monotonic() - started
+    if elapsed >= 0.09:
+        pytest.skip(f"machine too loaded: two debits took {elapsed:.3f} s")
     assert not refused.allowed
-    assert 0.1 - TOL < refused.retry_after <= 0.1
+    assert 0.1 - elapsed - TOL <= refused.retry_after <= 0.1
     await asyncio.sleep(refused.retry_after + 0.01)
     assert (await backend.limiter.debit("k", 5, policy)).allowed
 
@@ -255,13 +262,18 @@ async def test_concurrent_debit_all_never_charges_partially(backend: Backend) ->
 
 
 async def test_idle_buckets_vanish(backend: Backend) -> None:
-    policy = BucketPolicy("fast", capacity=10, restore_rate=100)  # 10 ms per point
-    decision = await backend.limiter.debit("k", 3, policy)
+    policy = BucketPolicy("idle", capacity=10, restore_rate=10)  # 100 ms per point
+    decision = await backend.limiter.debit("k", 4, policy)
+    assert decision.reset_after == pytest.approx(0.4, abs=0.05)
     assert await backend.holds("k", policy)
     if backend.client is not None:
         ttl = await backend.ttl_ms("k", policy)
         assert 0 < ttl <= math.ceil(decision.reset_after * 1000)
-    await asyncio.sleep(decision.reset_after + 0.02)
+    await asyncio.sleep(decision.reset_after)
+    for _ in range(200):  # Redis expires keys lazily or on its 10 Hz cycle: allow up to 2 s
+        if not await backend.holds("k", policy):
+            break
+        await asyncio.sleep(0.01)
     assert not await backend.holds("k", policy)
     # A full refund also deletes the state at once.
     await backend.limiter.debit("k2", 5, slow())

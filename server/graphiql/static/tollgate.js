@@ -140,6 +140,16 @@
     return { body: graphQLParams, byId: false };
   }
 
+  function operationNameOf(graphQLParams) {
+    if (graphQLParams.operationName) {
+      return graphQLParams.operationName;
+    }
+    var match = /(?:^|[\s}])(?:query|mutation|subscription)\s+([_A-Za-z][_0-9A-Za-z]*)/.exec(
+      graphQLParams.query || ""
+    );
+    return match ? match[1] : "";
+  }
+
   function fetcher(graphQLParams, opts) {
     var headers = mergeHeaders(baseHeaders(), opts && opts.headers);
     headers["Content-Type"] = "application/json";
@@ -161,8 +171,9 @@
               errors: [{ message: "HTTP " + response.status + ": " + text.slice(0, 500) }],
             };
           }
-          if (graphQLParams.operationName !== "IntrospectionQuery") {
-            showCost(graphQLParams.operationName, result, response, request.byId);
+          var name = operationNameOf(graphQLParams);
+          if (name !== "IntrospectionQuery") {
+            showCost(name, result, response, request.byId);
           }
           return result;
         });
