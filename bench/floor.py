@@ -174,8 +174,10 @@ async def product_catalog(
     )
     reviews: dict[uuid.UUID, list[Row[Any]]] = defaultdict(list)
     for review in review_rows:
-        reviews[review.product_id].append(review)
-    author_ids = {review.author_id for review in review_rows}
+        # The statement returns first + 1 rows per product (to tell whether more follow).
+        if len(reviews[review.product_id]) < review_args.first:
+            reviews[review.product_id].append(review)
+    author_ids = {review.author_id for shown in reviews.values() for review in shown}
     authors = {
         row.id: row
         for row in await _all(
@@ -201,7 +203,7 @@ async def product_catalog(
                                 "body": review.body,
                                 "author": {"name": authors[review.author_id].name},
                             }
-                            for review in reviews.get(product.id, [])[: review_args.first]
+                            for review in reviews.get(product.id, [])
                         ]
                     },
                 },

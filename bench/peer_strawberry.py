@@ -41,7 +41,9 @@ from sqlalchemy.orm import aliased
 from starlette.requests import Request
 from starlette.responses import Response
 from strawberry.asgi import GraphQL
+from strawberry.schema.config import StrawberryConfig
 from strawberry.types import Info
+from strawberry.types.scalar import ScalarDefinition
 
 from database import models
 from resolvers.ids import encode_cursor, to_global_id
@@ -57,20 +59,22 @@ def _serialize_datetime(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
-DateTime = strawberry.scalar(
-    dt.datetime,
-    name="DateTime",
-    description="ISO-8601 instant in UTC.",
-    serialize=_serialize_datetime,
-    parse_value=dt.datetime.fromisoformat,
-)
-DecimalScalar = strawberry.scalar(
-    Decimal,
-    name="Decimal",
-    description="Exact decimal amount as a string.",
-    serialize=lambda value: format(value, "f"),
-    parse_value=Decimal,
-)
+def scalar_map() -> dict[object, ScalarDefinition]:
+    """How ``datetime`` and ``Decimal`` are served: ISO-8601 with ``Z``, and exact strings."""
+    return {
+        dt.datetime: strawberry.scalar(
+            name="DateTime",
+            description="ISO-8601 instant in UTC.",
+            serialize=_serialize_datetime,
+            parse_value=dt.datetime.fromisoformat,
+        ),
+        Decimal: strawberry.scalar(
+            name="Decimal",
+            description="Exact decimal amount as a string.",
+            serialize=lambda value: format(value, "f"),
+            parse_value=Decimal,
+        ),
+    }
 
 
 @strawberry.enum
@@ -531,9 +535,7 @@ class Query:
 
 def build_schema() -> strawberry.Schema:
     """The peer's schema (the contract's read fields used by the benchmark)."""
-    return strawberry.Schema(
-        query=Query, scalar_overrides={dt.datetime: DateTime, Decimal: DecimalScalar}
-    )
+    return strawberry.Schema(query=Query, config=StrawberryConfig(scalar_map=scalar_map()))
 
 
 class PeerGraphQL(GraphQL[Context, None]):

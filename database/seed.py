@@ -127,7 +127,9 @@ def _money(cents: int) -> Decimal:
 
 
 @dataclass
-class _TenantRows:
+class TenantRows:
+    """One tenant's generated rows, as dicts keyed by column name, ready for ``insert()``."""
+
     tenant: dict[str, Any]
     users: list[dict[str, Any]]
     products: list[dict[str, Any]]
@@ -301,7 +303,7 @@ def _reviews(
     return rows
 
 
-def build_tenant(seed: int, slug: str, name: str) -> _TenantRows:
+def build_tenant(seed: int, slug: str, name: str) -> TenantRows:
     """Generate (without inserting) one tenant's demo rows; pure and deterministic."""
     rng = random.Random(f"tollgate-seed:{seed}:{slug}")
     base_ms = _ms(BASE_INSTANT)
@@ -320,7 +322,7 @@ def build_tenant(seed: int, slug: str, name: str) -> _TenantRows:
         "order_seq": len(orders),
         "created_at": _at(tenant_ms),
     }
-    return _TenantRows(tenant, users, products, orders, items, reviews)
+    return TenantRows(tenant, users, products, orders, items, reviews)
 
 
 def _table(name: str) -> Table:

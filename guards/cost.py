@@ -20,6 +20,8 @@ The model (IBM GraphQL Cost Directives with integer weights, as Apollo, Hive and
   non-integer prices as ``max_page_size``) and a list argument by its length; else
   ``assumedSize``; else, for a field named in its parent's ``sizedFields``, the parent's size;
   else ``default_list_size`` (introspection lists: the exact maxima of this schema).
+  Slicing arguments declared but absent, without schema default or ``assumedSize``, price
+  at ``max_page_size``; ``requireOneSlicingArgument`` is not turned into an error.
 * Interfaces and unions cost their most expensive possible type, selection included
   (the selection is compiled per concrete type, so type conditions are exact).
 * Argument cost (IBM): ``@cost`` of the argument plus, by type, input objects 1 (each item of

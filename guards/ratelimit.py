@@ -474,7 +474,9 @@ class RedisRateLimiter:
     Keys are ``<prefix><policy name>:<key>`` and carry a TTL equal to the time until the bucket
     is full again, so idle buckets vanish. Every call is bounded by ``timeout`` seconds; any
     Redis error or timeout raises ``LimiterUnavailable``, and the next call simply tries again
-    (the script is reloaded automatically after a Redis restart). For Redis Cluster, keys
+    (the script is reloaded automatically after a Redis restart). A debit that timed out may
+    still have been applied; the caller is then over-charged, which is the safe direction, so
+    do not refund it. For Redis Cluster, keys
     debited together must share a hash tag, e.g. ``{tenant-1}:user-7`` and ``{tenant-1}``.
 
     Give it a client whose pool blocks rather than fails when busy (see ``from_url``).
@@ -522,6 +524,11 @@ class RedisRateLimiter:
             socket_connect_timeout=timeout,
         )
         return cls(aioredis.Redis.from_pool(pool), prefix=prefix, timeout=timeout, owns_client=True)
+
+    @property
+    def client(self) -> aioredis.Redis:
+        """The Redis client in use."""
+        return self._client
 
     def storage_key(self, key: str, policy: BucketPolicy) -> str:
         """The Redis key holding ``key``'s bucket under ``policy``."""

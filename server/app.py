@@ -26,7 +26,6 @@ from observability import Metrics, OperationTracer, configure_logging, configure
 from observability.request_id import RequestIdMiddleware
 from persisted_queries import MemoryCache, RedisCache, Registry, SQLStore
 from schema import build_schema
-from server.registry import analyser, registry_routes
 from server import dbstats, graphiql
 from server.endpoint import GraphQLEndpoint
 from server.middleware import (
@@ -35,6 +34,7 @@ from server.middleware import (
     SecurityHeadersMiddleware,
 )
 from server.pipeline import GraphQLPipeline
+from server.registry import analyser, registry_routes
 from server.settings import Settings
 
 log = logging.getLogger("tollgate")
@@ -64,14 +64,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
     limiter: RateLimiter | None = None
     if settings.ratelimit:
         if settings.redis_url:
-            redis_client = aioredis.Redis.from_url(
-                settings.redis_url,
-                socket_timeout=settings.redis_timeout_ms / 1000,
-                socket_connect_timeout=settings.redis_timeout_ms / 1000,
+            limiter = RedisRateLimiter.from_url(
+                settings.redis_url, timeout=settings.redis_timeout_ms / 1000
             )
-            limiter = RedisRateLimiter(redis_client, timeout=settings.redis_timeout_ms / 1000)
         else:
             limiter = MemoryRateLimiter()
+    if settings.redis_url:
+        redis_client = aioredis.Redis.from_url(
+            settings.redis_url,
+            socket_timeout=max(0.25, settings.redis_timeout_ms / 1000),
+            socket_connect_timeout=max(0.25, settings.redis_timeout_ms / 1000),
+        )
     pipeline = GraphQLPipeline(
         schema=strawberry_schema._schema,
         sdl=sdl,
@@ -130,6 +133,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         finally:
             if limiter is not None:
                 await limiter.close()
+            if redis_client is not None:
+                await redis_client.aclose()
             await engine.dispose()
             if provider is not None:
                 provider.shutdown()

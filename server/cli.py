@@ -160,20 +160,29 @@ def cmd_pq(args: argparse.Namespace) -> int:
             if args.pq_command == "push":
                 report = await registry.register(client, entries, dry_run=args.dry_run)
                 return {
-                    "dryRun": args.dry_run, "added": list(report.added),
+                    "dryRun": args.dry_run,
+                    "added": list(report.added),
                     "unchanged": list(report.unchanged),
                     "refused": [{"id": i, "reason": r} for i, r in report.refused],
                 }
             if args.pq_command == "list":
                 documents = await registry.list(client)
-                return {"operations": [
-                    {"id": d.document_id, "name": d.operation_name, "clientName": d.client_name, "cost": d.cost}
-                    for d in documents
-                ]}
+                return {
+                    "operations": [
+                        {
+                            "id": d.document_id,
+                            "name": d.operation_name,
+                            "clientName": d.client_name,
+                            "cost": d.cost,
+                        }
+                        for d in documents
+                    ]
+                }
             if args.pq_command == "diff":
                 diff = await registry.diff(client, entries)
                 return {
-                    "added": list(diff.added), "removed": list(diff.removed),
+                    "added": list(diff.added),
+                    "removed": list(diff.removed),
                     "changedCost": [{"id": i, "old": o, "new": n} for i, o, n in diff.changed_cost],
                 }
             retired = await registry.retire(
@@ -249,16 +258,27 @@ def build_parser() -> argparse.ArgumentParser:
     cost.set_defaults(fn=cmd_cost)
     pq = sub.add_parser("pq", help="persisted queries: push, list, diff, retire")
     pq_sub = pq.add_subparsers(dest="pq_command", required=True)
-    for name, needs_manifest in (("push", True), ("list", False), ("diff", True), ("retire", False)):
+    for name, needs_manifest in (
+        ("push", True),
+        ("list", False),
+        ("diff", True),
+        ("retire", False),
+    ):
         command = pq_sub.add_parser(name)
         if needs_manifest:
-            command.add_argument("manifest", help="Apollo manifest, {id: text} JSON, or a folder of .graphql files")
+            command.add_argument(
+                "manifest", help="Apollo manifest, {id: text} JSON, or a folder of .graphql files"
+            )
         elif name == "retire":
-            command.add_argument("--manifest", help="retire every active document not in this manifest")
+            command.add_argument(
+                "--manifest", help="retire every active document not in this manifest"
+            )
             command.add_argument("--ids", nargs="*", help="ids to retire")
         command.add_argument("--client", help="client name of the list (default: the default list)")
         if name in ("push", "retire"):
-            command.add_argument("--dry-run", action="store_true", help="report without changing anything")
+            command.add_argument(
+                "--dry-run", action="store_true", help="report without changing anything"
+            )
         command.set_defaults(fn=cmd_pq)
     return parser
 

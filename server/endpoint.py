@@ -313,7 +313,9 @@ class GraphQLEndpoint:
                 except PQError as error:
                     raise OperationRefused(
                         [{"message": error.message, "extensions": error.extensions}],
-                        status=error.status, headers=dict(error.headers), code=error.code,
+                        status=error.status,
+                        headers=dict(error.headers),
+                        code=error.code,
                     ) from None
             text, document_id, registered = resolved.text, resolved.document_id, resolved.registered
             if self.metrics is not None and resolved.source != "adhoc":
@@ -343,7 +345,9 @@ class GraphQLEndpoint:
             )
         with timing.measure("cost"), self.tracer.phase("graphql.cost"):
             coerced = self.pipeline.coerce_variables(prepared, params.variables)
-            estimate, measured = self.pipeline.price(prepared, coerced)
+            # Priced on the variables as sent: coercion turns input objects into Python
+            # instances, which the cost engine would not see into.
+            estimate, measured = self.pipeline.price(prepared, params.variables or {})
         for error in measured:
             log.info("limit measured (not enforced): %s", error.code)
             if self.metrics is not None:
@@ -382,7 +386,7 @@ class GraphQLEndpoint:
                 result = await self.pipeline.execute(prepared, params.variables, context, document)
         finally:
             await db.close()
-        actual = 0 if dry_run else prepared.plan.actual(result.data)
+        actual = 0 if dry_run else prepared.plan.actual(result.data, params.variables or {})
         actual = min(actual, estimate.requested)
         if not dry_run:
             await self.pipeline.refund(charge, actual)

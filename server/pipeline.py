@@ -295,12 +295,10 @@ class GraphQLPipeline:
         unused = charge.requested - actual
         if self.limiter is None or charge.decision is None or unused <= 0:
             return
-        for key, policy in charge.keys:
-            try:
-                await self.limiter.refund(key, unused, policy)
-            except LimiterUnavailable:
-                log.warning("rate limiter unavailable during refund")
-                return
+        try:
+            await self.limiter.refund_all(charge.keys, unused)
+        except LimiterUnavailable:
+            log.warning("rate limiter unavailable during refund")
 
     @staticmethod
     def rate_limit_info(charge: Charge) -> RateLimitInfo:

@@ -23,7 +23,9 @@ def analyser(pipeline: GraphQLPipeline) -> Callable[[str], Analysis]:
             prepared = pipeline.prepare(text, None, may_introspect=True)
             estimate, _ = pipeline.price(prepared, {})
         except OperationRefused as refused:
-            return Analysis(ok=False, cost=0, operation_name=None, reason=refused.errors[0]["message"])
+            return Analysis(
+                ok=False, cost=0, operation_name=None, reason=refused.errors[0]["message"]
+            )
         return Analysis(ok=True, cost=estimate.requested, operation_name=prepared.operation_name)
 
     return analyse
@@ -51,9 +53,13 @@ def registry_routes(registry: Registry, endpoint: Any) -> list[Route]:
         except AuthError as error:
             return JSONResponse({"error": error.reason, "code": "UNAUTHENTICATED"}, status_code=401)
         if principal is None:
-            return JSONResponse({"error": "authentication required", "code": "UNAUTHENTICATED"}, status_code=401)
+            return JSONResponse(
+                {"error": "authentication required", "code": "UNAUTHENTICATED"}, status_code=401
+            )
         if not principal.has_scope("pq:admin"):
-            return JSONResponse({"error": "needs the scope pq:admin", "code": "FORBIDDEN"}, status_code=403)
+            return JSONResponse(
+                {"error": "needs the scope pq:admin", "code": "FORBIDDEN"}, status_code=403
+            )
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
             return JSONResponse({"error": "send application/json"}, status_code=415)
         try:
@@ -62,21 +68,28 @@ def registry_routes(registry: Registry, endpoint: Any) -> list[Route]:
             client = body.get("clientName") or None
             entries = parse_manifest(body["manifest"]) if "manifest" in body else []
         except (ValueError, KeyError, AttributeError, ManifestError) as error:
-            return JSONResponse({"error": f"bad request: {error}", "code": "BAD_REQUEST"}, status_code=400)
+            return JSONResponse(
+                {"error": f"bad request: {error}", "code": "BAD_REQUEST"}, status_code=400
+            )
         dry_run = bool(body.get("dryRun"))
         if action == "push":
             return JSONResponse(_report(await registry.register(client, entries, dry_run=dry_run)))
         if action == "diff":
             diff = await registry.diff(client, entries)
-            return JSONResponse({
-                "added": list(diff.added), "removed": list(diff.removed),
-                "changedCost": [{"id": i, "old": o, "new": n} for i, o, n in diff.changed_cost],
-            })
+            return JSONResponse(
+                {
+                    "added": list(diff.added),
+                    "removed": list(diff.removed),
+                    "changedCost": [{"id": i, "old": o, "new": n} for i, o, n in diff.changed_cost],
+                }
+            )
         if action == "retire":
             ids = body.get("ids")
             retired = await registry.retire(client, ids, manifest=entries or None, dry_run=dry_run)
             return JSONResponse({"retired": list(retired)})
-        return JSONResponse({"error": "action is push, diff or retire", "code": "BAD_REQUEST"}, status_code=400)
+        return JSONResponse(
+            {"error": "action is push, diff or retire", "code": "BAD_REQUEST"}, status_code=400
+        )
 
     async def listing(request: Request) -> Response:
         try:
@@ -86,10 +99,19 @@ def registry_routes(registry: Registry, endpoint: Any) -> list[Route]:
         if principal is None or not policy.can_run_adhoc(principal):
             return JSONResponse({"operations": []})
         documents = await registry.list(None)
-        return JSONResponse({"operations": [
-            {"id": d.document_id, "name": d.operation_name, "clientName": d.client_name, "cost": d.cost}
-            for d in documents
-        ]})
+        return JSONResponse(
+            {
+                "operations": [
+                    {
+                        "id": d.document_id,
+                        "name": d.operation_name,
+                        "clientName": d.client_name,
+                        "cost": d.cost,
+                    }
+                    for d in documents
+                ]
+            }
+        )
 
     return [
         Route("/admin/persisted-queries", admin, methods=["POST"]),

@@ -52,5 +52,6 @@ async def test_sqlite_refuses_negative_stock(seeded_sqlite: AsyncEngine) -> None
     await _assert_stock_cannot_go_negative(seeded_sqlite)
 
 
+@pytest.mark.postgres
 async def test_postgres_refuses_negative_stock(seeded_pg: AsyncEngine) -> None:
     await _assert_stock_cannot_go_negative(seeded_pg)

@@ -99,6 +99,7 @@ async def test_concurrent_sqlite_writers_queue_instead_of_failing(tmp_path: Path
         await engine.dispose()
 
 
+@pytest.mark.postgres
 async def test_postgres_transaction_sets_the_tenant_for_row_level_security(
     pg_database: Callable[[], Awaitable[str]],
 ) -> None:

@@ -58,6 +58,7 @@ async def test_sqlite_upgrade_creates_every_model_table_exactly(sqlite_file_url:
     assert tables == {"alembic_version"}
 
 
+@pytest.mark.postgres
 async def test_postgres_upgrade_creates_every_model_table_exactly(pg_url: str) -> None:
     migrate.upgrade(pg_url)
     assert migrate.current(pg_url) == migrate.head()
@@ -71,12 +72,14 @@ async def test_postgres_upgrade_creates_every_model_table_exactly(pg_url: str) -
     assert migrate.current(pg_url) == migrate.head()
 
 
+@pytest.mark.postgres
 async def test_concurrent_upgrades_in_threads_both_succeed(pg_url: str) -> None:
     both = asyncio.gather(*(asyncio.to_thread(migrate.upgrade, pg_url) for _ in range(2)))
     await asyncio.wait_for(both, timeout=120)
     assert migrate.current(pg_url) == migrate.head()
 
 
+@pytest.mark.postgres
 async def test_concurrent_upgrades_in_processes_both_succeed(pg_url: str) -> None:
     # Several server workers may migrate at start-up; the advisory lock makes them queue.
     code = "import sys; from database.migrate import upgrade; upgrade(sys.argv[1])"
@@ -100,6 +103,7 @@ async def test_concurrent_upgrades_in_processes_both_succeed(pg_url: str) -> Non
     assert migrate.current(pg_url) == migrate.head()
 
 
+@pytest.mark.postgres
 async def test_postgres_forces_row_level_security_on_tenant_owned_tables(pg_url: str) -> None:
     migrate.upgrade(pg_url)
     engine = make_engine(pg_url)

@@ -13,6 +13,8 @@ from database.engine import tenant_transaction
 from database.models import TENANT_OWNED, Base, Product, Tenant
 from database.seed import tenant_by_slug
 
+pytestmark = pytest.mark.postgres
+
 
 class _Rollback(Exception):
     """Raised to roll a test transaction back."""
@@ -108,3 +110,16 @@ async def test_the_app_role_cannot_switch_rls_off(
             # Allowed to ask, but then any RLS-bound query errors instead of bypassing.
             await conn.execute(text("SET LOCAL row_security = off"))
             await conn.execute(text("SELECT count(*) FROM orders"))
+
+
+async def test_the_app_role_may_use_every_table_including_later_ones(
+    seeded_pg_app: AsyncEngine,
+) -> None:
+    # Tables created by migrations after the RLS one get their grants by default privileges.
+    async with tenant_transaction(seeded_pg_app, None) as conn:
+        for table in Base.metadata.sorted_tables:
+            await conn.execute(select(func.count()).select_from(table))
+        assert await conn.scalar(text("SELECT count(*) FROM alembic_version")) == 1
+    with pytest.raises(DBAPIError, match="permission denied"):
+        async with tenant_transaction(seeded_pg_app, None, write=True) as conn:
+            await conn.execute(text("UPDATE alembic_version SET version_num = 'x'"))

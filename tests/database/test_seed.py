@@ -167,6 +167,7 @@ async def test_demo_users_are_the_first_of_each_role(seeded_sqlite: AsyncEngine)
             await demo_user(conn, "acme", "ROOT")
 
 
+@pytest.mark.postgres
 async def test_postgres_seed_matches_sqlite_row_for_row(
     seeded_sqlite_checksums: dict[str, tuple[int, str]], seeded_pg: AsyncEngine
 ) -> None:
@@ -174,6 +175,7 @@ async def test_postgres_seed_matches_sqlite_row_for_row(
         assert await table_checksums(conn) == seeded_sqlite_checksums
 
 
+@pytest.mark.postgres
 async def test_postgres_demo_user_works_under_row_level_security(
     seeded_pg_app: AsyncEngine,
 ) -> None:

@@ -1,0 +1,89 @@
+"""The benchmark's peers answer like the server, and the harness measures and cleans up."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bench import run
+from bench.load import lua_script, run_python, run_wrk
+from server.cli import mint_demo_token
+from server.settings import Settings
+
+OPS = {name: run.read_operation(name, run.OPERATIONS_DIR) for name in run.DEFAULT_OPS}
+
+
+@pytest.fixture(scope="session")
+def seeded_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated, seeded SQLite file made the way the harness makes it."""
+    path = tmp_path_factory.mktemp("bench") / "tollgate.db"
+    run.ensure_database(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+async def token(seeded_db: Path) -> str:
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{seeded_db}")
+    return await mint_demo_token(settings, "acme", "staff")
+
+
+async def test_peer_and_floor_return_the_servers_data(seeded_db: Path, token: str) -> None:
+    _, data = await run.count_statements(seeded_db, token, OPS)
+    for name in OPS:
+        assert data["a"][name], f"server returned no data for {name}"
+        assert run.first_difference(data["a"][name], data["b"][name]) is None, name
+        assert run.first_difference(data["a"][name], data["c"][name]) is None, name
+    orders = data["a"]["OrdersPage"]["orders"]
+    assert len(orders["nodes"]) == 20 and orders["totalCount"] > 20
+    assert sum(len(node["items"]) for node in orders["nodes"]) > 20
+
+
+async def test_floor_sends_exactly_the_servers_sql(seeded_db: Path, token: str) -> None:
+    statements, _ = await run.count_statements(seeded_db, token, OPS)
+    for name in OPS:
+        assert statements["c"][name] == statements["a"][name], name
+    # Batched loaders: a page of 20 orders with customers, items and products is a handful
+    # of statements (plus BEGIN), not one per order.
+    assert run._selects(statements["a"]["OrdersPage"]) == 5
+    assert run._selects(statements["b"]["OrdersPage"]) == 5
+
+
+def test_first_difference_names_the_path() -> None:
+    left = {"orders": {"nodes": [{"id": "1", "total": {"amount": "1.00"}}]}}
+    right = {"orders": {"nodes": [{"id": "1", "total": {"amount": "1.10"}}]}}
+    assert run.first_difference(left, left) is None
+    assert (
+        run.first_difference(left, right) == "data.orders.nodes[0].total.amount ('1.00' != '1.10')"
+    )
+    assert "length 1 != 0" in (run.first_difference([1], []) or "")
+    assert "missing" in (run.first_difference({"a": 1}, {}) or "")
+
+
+def test_lua_script_carries_body_and_headers() -> None:
+    script = lua_script(b'{"query":"{ a }"}', {"Authorization": "Bearer x"})
+    assert 'wrk.body = [==[{"query":"{ a }"}]==]' in script
+    assert 'wrk.headers["Authorization"] = "Bearer x"' in script
+    with pytest.raises(ValueError):
+        lua_script(b"]==]", {})
+
+
+@pytest.mark.slow
+def test_servers_start_agree_take_load_and_stop(seeded_db: Path, tmp_path: Path) -> None:
+    token = run.mint_token(seeded_db)
+    servers = run.build_servers(seeded_db, tmp_path, cpu=None)
+    with run.running(servers):
+        diffs = run.compare_over_http(servers, token, OPS)
+        assert all(diff is None for per in diffs.values() for diff in per.values()), diffs
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        body = run.request_body("ViewerProfile", OPS["ViewerProfile"])
+        result = run_python(servers["c"].url, body, headers, duration=1.0, concurrency=2)
+        assert result.requests > 0 and result.errors == 0 and result.non_2xx == 0
+        if shutil.which("wrk"):
+            result = run_wrk(servers["a"].url, body, headers, duration=1.0, concurrency=2)
+            assert (
+                result.requests > 0 and result.non_2xx == 0 and result.p99_ms >= result.p50_ms > 0
+            )
+    for server in servers.values():
+        assert server.process is not None and server.process.poll() is not None
