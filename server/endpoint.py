@@ -321,7 +321,7 @@ class GraphQLEndpoint:
             if self.metrics is not None and resolved.source != "adhoc":
                 self.metrics.pq_lookup(True)
         else:
-            text = params.query
+            text, document_id, registered = params.query, None, False
         if text is None:
             raise OperationRefused(
                 [{"message": "The request has no query.", "extensions": {"code": "BAD_REQUEST"}}]
@@ -436,6 +436,8 @@ class GraphQLEndpoint:
             prepared.operation_type,
             estimate.requested,
             actual,
+            document_id,
+            registered,
         )
 
     def _on_batch(self, loader: str, size: int) -> None:
