@@ -317,7 +317,8 @@ class GraphQLEndpoint:
                         headers=dict(error.headers),
                         code=error.code,
                     ) from None
-            text, document_id, registered = resolved.text, resolved.document_id, resolved.registered
+            text: str | None = resolved.text
+            document_id, registered = resolved.document_id, resolved.registered
             if self.metrics is not None and resolved.source != "adhoc":
                 self.metrics.pq_lookup(True)
         else:
@@ -348,10 +349,10 @@ class GraphQLEndpoint:
             # Priced on the variables as sent: coercion turns input objects into Python
             # instances, which the cost engine would not see into.
             estimate, measured = self.pipeline.price(prepared, params.variables or {})
-        for error in measured:
-            log.info("limit measured (not enforced): %s", error.code)
+        for would_refuse in measured:
+            log.info("limit measured (not enforced): %s", would_refuse.code)
             if self.metrics is not None:
-                self.metrics.refusal(f"{error.code}:measured")
+                self.metrics.refusal(f"{would_refuse.code}:measured")
         dry_run = _dry_run_requested(
             prepared, coerced, request.headers.get("x-cost-dry-run") == "1"
         )
