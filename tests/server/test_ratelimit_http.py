@@ -33,9 +33,10 @@ async def limited(database_url: str, backend: str) -> AsyncIterator[httpx.AsyncC
             write_restore_rate=1.0,
         )
     )
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://t"
-    ) as http:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http,
+    ):
         yield http
 
 
