@@ -41,7 +41,7 @@ import orjson
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bench import floor, peer_strawberry
+from bench import floor, peer_strawberry, profile
 from bench.load import LoadResult, run_load, wrk_available
 from server.app import create_app
 from server.cli import mint_demo_token
@@ -365,6 +365,39 @@ def compare_over_http(
     return outcome
 
 
+def profile_under_load(
+    server: Server,
+    name: str,
+    body: bytes,
+    headers: dict[str, str],
+    args: argparse.Namespace,
+    cpu: int | None,
+) -> dict[str, Any]:
+    """Sample the server with py-spy during one more (unmeasured) round of load."""
+    if server.process is None:
+        return {}
+    raw = args.output.parent / f"profile-{server.key}-{name}.txt"
+    raw.parent.mkdir(parents=True, exist_ok=True)
+    sampler = profile.record(server.process.pid, args.duration, raw)
+    try:
+        run_load(
+            server.url, body, headers, duration=args.duration + 1,
+            concurrency=args.concurrency, cpu=cpu,
+        )  # fmt: skip
+    finally:
+        try:
+            sampler.wait(timeout=args.duration + 30)
+        except subprocess.TimeoutExpired:
+            sampler.kill()
+            sampler.wait(timeout=STOP_TIMEOUT_S)
+    if not raw.exists():
+        return {"error": "py-spy wrote no samples (is ptrace allowed?)"}
+    summary = profile.summarise(raw)
+    print(f"    profile of {server.key} on {name} ({raw}):", file=sys.stderr)
+    print(profile.render(summary), file=sys.stderr)
+    return {"raw_stacks": str(raw), **summary}
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -509,6 +542,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--operations-dir", type=Path, default=OPERATIONS_DIR)
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "latest.json")
     parser.add_argument("--no-pin", action="store_true", help="do not pin servers and wrk to cores")
+    parser.add_argument(
+        "--profile",
+        default="",
+        metavar="SERVERS",
+        help="after measuring, profile these servers (e.g. 'a' or 'a,b') with py-spy under "
+        "another round of load; raw stacks go next to --output",
+    )
     return parser.parse_args(argv)
 
 
@@ -523,6 +563,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = set(args.servers.split(",")) - set(SERVERS)
     if unknown:
         raise SystemExit(f"unknown servers: {sorted(unknown)}")
+    profiled = {key for key in args.profile.split(",") if key}
+    if profiled - set(SERVERS):
+        raise SystemExit(f"unknown servers to profile: {sorted(profiled - set(SERVERS))}")
+    if profiled and profile.py_spy() is None:
+        raise SystemExit("--profile needs py-spy: .venv/bin/pip install py-spy")
     pin = not args.no_pin and (os.cpu_count() or 1) >= 2 and bool(shutil.which("taskset"))
     db_path = args.db.resolve()
     ensure_database(db_path)
@@ -602,6 +647,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         f"errors {load.errors + load.non_2xx}",
                         file=sys.stderr,
                     )
+                    if key in profiled:
+                        result.extra["profile"] = profile_under_load(
+                            server, name, body, headers, args, 1 if pin else None
+                        )
 
     checks = {
         "same_data_over_http": http_diff,

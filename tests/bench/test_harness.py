@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import run
+from bench import profile, run
 from bench.load import lua_script, run_python, run_wrk
 from server.cli import mint_demo_token
 from server.settings import Settings
@@ -87,3 +87,18 @@ def test_servers_start_agree_take_load_and_stop(seeded_db: Path, tmp_path: Path)
             )
     for server in servers.values():
         assert server.process is not None and server.process.poll() is not None
+
+
+def test_profile_summary_drops_idle_samples_and_ranks_busy_ones(tmp_path: Path) -> None:
+    idle_line = next(iter(profile._idle_leaves()))[2]
+    raw = tmp_path / "stacks.txt"
+    raw.write_text(
+        "run (uvicorn/main.py:1);execute_field (/x/site-packages/graphql/execution/executor.py:9) 30\n"
+        "run (uvicorn/main.py:1);rows (/work/main/loaders/session.py:5) 10\n"
+        f"_connection_worker_thread (/x/site-packages/aiosqlite/core.py:{idle_line}) 500\n",
+        encoding="utf-8",
+    )
+    summary = profile.summarise(raw)
+    assert summary["busy_samples"] == 40 and summary["idle_samples_dropped"] == 500
+    assert summary["self_by_package"] == [("graphql", 75.0), ("loaders", 25.0)]
+    assert ("run (uvicorn/main.py)", 100.0) in summary["inclusive_by_function"]
