@@ -169,7 +169,7 @@ async def test_introspection_and_suggestions_follow_policy(
     database_url: str, tokens: Tokens
 ) -> None:
     """T2, T3, T5: in production only graphql:introspect may introspect or see suggestions."""
-    settings = make_settings(database_url, env="production", jwt_secret="p" * 48)
+    settings = make_settings(database_url, env="production", jwt_secret="p" * 48, pq_mode="open")
     production = create_app(settings)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=production), base_url="http://t"
