@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from graphql import FieldNode, OperationDefinitionNode
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from auth import Principal, policy
 from auth.tokens import AuthError, TokenVerifier, parse_bearer
-from guards.ratelimit import BucketPolicy, rate_limit_headers
+from guards.ratelimit import BucketPolicy, MultiDecision, rate_limit_headers
 from loaders import Loaders, RequestDb
 from observability import Metrics, OperationTracer, ServerTiming, log_operation
 from persisted_queries import PQError, Registry, extract
@@ -59,6 +61,14 @@ class Outcome:
     registered: bool = False
 
 
+@dataclass(slots=True)
+class BatchCharge:
+    """A batch's single debit, and the actual cost its operations add up to."""
+
+    charge: Charge
+    actual: int = 0
+
+
 class Policies:
     """The rate-limit buckets an operation draws on, by caller and operation type."""
 
@@ -86,6 +96,34 @@ class Policies:
         if mutation:
             keys.append((f"write:{tenant}:{principal.subject}", self.write))
         return keys
+
+
+def _cacheable(request: Request, outcome: Outcome, principal: Principal, media: str) -> Response:
+    """A successful GET: strong ETag of the data, 304 on a match, caching by who asked.
+
+    The ETag covers ``data`` only: ``extensions`` (the caller's remaining budget) change on
+    every request and are not part of what a cache validates. Authenticated responses are
+    ``private`` and vary on Authorization, so a shared cache never serves one caller's data to
+    another; only registered documents run by anonymous callers are ``public``.
+    """
+    digest = hashlib.sha256(orjson.dumps(outcome.body.get("data"), option=orjson.OPT_SORT_KEYS))
+    etag = f'"{digest.hexdigest()[:40]}"'
+    shared = (
+        principal.anonymous
+        and outcome.registered
+        and "rateLimit" not in (outcome.body.get("data") or {})
+    )
+    headers = {
+        **(outcome.headers or {}),
+        "ETag": etag,
+        "Cache-Control": "public, max-age=60" if shared else "private, no-cache",
+        "Vary": "Accept, Authorization",
+    }
+    wanted = {tag.strip() for tag in request.headers.get("if-none-match", "").split(",")}
+    if etag in wanted or "*" in wanted:
+        keep = ("ETag", "Cache-Control", "Vary", "Server-Timing")
+        return Response(status_code=304, headers={k: v for k, v in headers.items() if k in keep})
+    return json_response(outcome.body, outcome.status, media, headers)
 
 
 def _client_name(request: Request) -> str | None:
@@ -182,9 +220,45 @@ class GraphQLEndpoint:
             )
         if len(params) == 1:
             outcome = await self.run(request, params[0], principal, media, request_id)
+            if request.method == "GET" and outcome.status == 200 and "errors" not in outcome.body:
+                return _cacheable(request, outcome, principal, media)
             return json_response(outcome.body, outcome.status, media, outcome.headers)
-        outcomes = [await self.run(request, p, principal, media, request_id) for p in params]
-        return json_response([o.body for o in outcomes], 200, media)
+        return await self._batch(request, params, principal, media, request_id)
+
+    async def _batch(
+        self,
+        request: Request,
+        params: list[GraphQLParams],
+        principal: Principal,
+        media: str,
+        request_id: str,
+    ) -> Response:
+        """Price every operation, debit the total once (T9, T16), run them, refund once."""
+        total, mutation = 0, False
+        may_introspect = policy.can_introspect(principal, production=self.settings.production)
+        for item in params:
+            try:
+                text, _, _ = await self._document(request, item, principal)
+                prepared = self.pipeline.prepare(
+                    text, item.operation_name, may_introspect=may_introspect
+                )
+                estimate, _ = self.pipeline.price(prepared, item.variables or {})
+            except OperationRefused:
+                continue  # refused again, with its own error, when the batch runs
+            total += estimate.requested
+            mutation = mutation or is_mutation(prepared)
+        keys = self.policies.keys(principal, mutation)
+        try:
+            charge = await self.pipeline.charge(keys, total, 0)
+        except OperationRefused as refused:
+            return json_response({"errors": refused.errors}, refused.status, media, refused.headers)
+        batch = BatchCharge(charge)
+        outcomes = [await self.run(request, p, principal, media, request_id, batch) for p in params]
+        await self.pipeline.refund(charge, batch.actual)
+        headers: dict[str, str] = {}
+        if charge.decision is not None:
+            headers.update(rate_limit_headers(charge.decision.binding))
+        return json_response([o.body for o in outcomes], 200, media, headers)
 
     async def _params(self, request: Request) -> list[GraphQLParams]:
         if request.method == "GET":
@@ -231,13 +305,16 @@ class GraphQLEndpoint:
         principal: Principal,
         media: str,
         request_id: str,
+        batch: BatchCharge | None = None,
     ) -> Outcome:
         started = time.perf_counter()
         statements = dbstats.start()
         timing = ServerTiming()
         with self.tracer.operation_span() as span:
             try:
-                outcome = await self._run(request, params, principal, media, request_id, timing)
+                outcome = await self._run(
+                    request, params, principal, media, request_id, timing, batch
+                )
             except OperationRefused as refused:
                 status = refused.status
                 if (
@@ -292,6 +369,34 @@ class GraphQLEndpoint:
             )
         return outcome
 
+    async def _document(
+        self, request: Request, params: GraphQLParams, principal: Principal
+    ) -> tuple[str, str | None, bool]:
+        """The text to run: a persisted document's, or the request's (as the mode allows)."""
+        text, document_id, registered = params.query, None, False
+        if self.registry is not None:
+            try:
+                resolved = await self.registry.resolve(
+                    extract(params.raw),
+                    client_name=_client_name(request),
+                    may_run_adhoc=policy.can_run_adhoc(principal),
+                )
+            except PQError as error:
+                raise OperationRefused(
+                    [{"message": error.message, "extensions": error.extensions}],
+                    status=error.status,
+                    headers=dict(error.headers),
+                    code=error.code,
+                ) from None
+            text, document_id, registered = resolved.text, resolved.document_id, resolved.registered
+            if self.metrics is not None and resolved.source != "adhoc":
+                self.metrics.pq_lookup(True)
+        if text is None:
+            raise OperationRefused(
+                [{"message": "The request has no query.", "extensions": {"code": "BAD_REQUEST"}}]
+            )
+        return text, document_id, registered
+
     async def _run(
         self,
         request: Request,
@@ -300,33 +405,10 @@ class GraphQLEndpoint:
         media: str,
         request_id: str,
         timing: ServerTiming,
+        batch: BatchCharge | None = None,
     ) -> Outcome:
-        document_id, registered = None, False
-        if self.registry is not None:
-            with timing.measure("pq"):
-                try:
-                    resolved = await self.registry.resolve(
-                        extract(params.raw),
-                        client_name=_client_name(request),
-                        may_run_adhoc=policy.can_run_adhoc(principal),
-                    )
-                except PQError as error:
-                    raise OperationRefused(
-                        [{"message": error.message, "extensions": error.extensions}],
-                        status=error.status,
-                        headers=dict(error.headers),
-                        code=error.code,
-                    ) from None
-            text: str | None = resolved.text
-            document_id, registered = resolved.document_id, resolved.registered
-            if self.metrics is not None and resolved.source != "adhoc":
-                self.metrics.pq_lookup(True)
-        else:
-            text, document_id, registered = params.query, None, False
-        if text is None:
-            raise OperationRefused(
-                [{"message": "The request has no query.", "extensions": {"code": "BAD_REQUEST"}}]
-            )
+        with timing.measure("pq"):
+            text, document_id, registered = await self._document(request, params, principal)
         may_introspect = policy.can_introspect(principal, production=self.settings.production)
         with timing.measure("gate"), self.tracer.phase("graphql.validate"):
             prepared = self.pipeline.prepare(
@@ -361,7 +443,10 @@ class GraphQLEndpoint:
             charge = Charge(requested=estimate.requested, nodes=estimate.nodes, keys=keys)
             if self.pipeline.limiter is not None:
                 peek = await self.pipeline.limiter.peek(keys[0][0], keys[0][1])
-                charge.decision = type("Peek", (), {"binding": peek, "allowed": True})()  # type: ignore[assignment]
+                charge.decision = MultiDecision(allowed=True, decisions=(peek,), binding=peek)
+        elif batch is not None:
+            # The whole batch was debited up front, priced as one total.
+            charge = Charge(estimate.requested, estimate.nodes, batch.charge.decision, keys)
         else:
             with timing.measure("ratelimit"):
                 try:
@@ -389,7 +474,9 @@ class GraphQLEndpoint:
             await db.close()
         actual = 0 if dry_run else prepared.plan.actual(result.data, params.variables or {})
         actual = min(actual, estimate.requested)
-        if not dry_run:
+        if batch is not None:
+            batch.actual += actual
+        elif not dry_run:
             await self.pipeline.refund(charge, actual)
         body: dict[str, Any] = {}
         code = "OK"
