@@ -4,10 +4,26 @@ from __future__ import annotations
 
 import strawberry
 from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import merge_types
 
-from schema.root import Mutation, Query
+from schema import root
+from schema.privacy import PrivacyMutation, PrivacyQuery
 from schema.scalars import SCALAR_MAP
 from schema.types import Order, Product, Review, User
+
+
+def _merge(name: str, *types: type) -> type:
+    """One root type from per-domain ones, keeping the first one's description."""
+    merged = merge_types(name, types)
+    merged.__strawberry_definition__.description = (  # type: ignore[attr-defined]
+        types[0].__strawberry_definition__.description  # type: ignore[attr-defined]
+    )
+    return merged
+
+
+# Per-domain roots, merged like a table of contents; the names stay Query and Mutation.
+Query = _merge("Query", root.Query, PrivacyQuery)
+Mutation = _merge("Mutation", root.Mutation, PrivacyMutation)
 
 
 def build_schema() -> strawberry.Schema:

@@ -205,6 +205,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     workers = args.workers or settings.workers
     if args.ssl_certfile:
         os.environ["TOLLGATE_SSL_CERTFILE"] = args.ssl_certfile
+    if workers > 1 and settings.metrics and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Several workers: prometheus-client's multiprocess mode, so /metrics sums them all.
+        from observability.metrics import wipe_multiprocess_dir
+
+        metrics_dir = str(ROOT / "var" / f"metrics-{os.getpid()}")
+        wipe_multiprocess_dir(metrics_dir)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     if workers > 1 and settings.database_url.startswith("sqlite") and not settings.redis_url:
         print(
             "note: several workers without TOLLGATE_REDIS_URL keep separate rate-limit "

@@ -1,0 +1,108 @@
+"""Two uvicorn workers sharing one Redis: the budget is global, and /metrics sums the workers."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from auth import Role
+from auth.tokens import mint_token
+from server.settings import Settings
+from tests.live.test_live import Server
+from tests.server.conftest import seeded_database
+from tests.services import REDIS_URL, require_redis
+
+pytestmark = pytest.mark.slow
+CAPACITY, RATE = 2_000, 200.0
+QUERY = "{ products(first: 10) { nodes { id } } }"  # requested 11 = actual 11: no refunds
+
+
+@pytest.fixture(scope="module")
+def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    require_redis()
+    tmp = tmp_path_factory.mktemp("workers")
+    database_url = next(seeded_database("sqlite", tmp))
+    server = Server(
+        {
+            "TOLLGATE_DATABASE_URL": database_url,
+            "TOLLGATE_REDIS_URL": REDIS_URL,
+            "TOLLGATE_WORKERS": "2",
+            "TOLLGATE_USER_CAPACITY": str(CAPACITY),
+            "TOLLGATE_USER_RESTORE_RATE": str(RATE),
+            "TOLLGATE_REDIS_TIMEOUT_MS": "500",
+            "TOLLGATE_DATABASE_POOL_SIZE": "20",
+        },
+        tmp,
+    )
+    yield server
+    server.stop()
+
+
+def _token(subject: str) -> str:
+    acme = subject  # the bucket key is the subject; tenant must be a real tenant id
+    del acme
+    settings = Settings()
+    return mint_token(
+        settings.jwt(), subject=subject, tenant_id=_acme_id(), role=Role.STAFF, ttl_seconds=600
+    )
+
+
+def _acme_id() -> uuid.UUID:
+    return _ACME[0]
+
+
+_ACME: list[uuid.UUID] = []
+
+
+async def test_the_budget_is_global_across_workers(two_workers: Server, tmp_path: Path) -> None:
+    staff = two_workers.cli("token", "--tenant", "acme", "--role", "staff")
+    async with httpx.AsyncClient(base_url=two_workers.url, timeout=10) as http:
+        viewer = await http.post("/graphql", json={"query": "{ rateLimit { limit } }"}, headers={"Authorization": f"Bearer {staff}"})
+        assert viewer.status_code == 200
+        import jwt
+
+        _ACME.append(uuid.UUID(jwt.decode(staff, options={"verify_signature": False})["tenant"]))
+        token = _token(str(uuid.uuid4()))
+        headers = {"Authorization": f"Bearer {token}"}
+        admitted, refused, statuses = 0, 0, set()
+        pids: set[str] = set()
+        started = time.monotonic()
+        deadline = started + 6.0
+
+        async def client() -> None:
+            nonlocal admitted, refused
+            while time.monotonic() < deadline:
+                response = await http.post("/graphql", json={"query": QUERY}, headers=headers)
+                statuses.add(response.status_code)
+                if response.status_code == 200:
+                    admitted += response.json()["extensions"]["cost"]["requestedQueryCost"]
+                else:
+                    refused += 1
+                    assert response.status_code == 429, response.text
+                    await asyncio.sleep(min(0.2, float(response.headers.get("retry-after", "1"))))
+
+        await asyncio.gather(*[client() for _ in range(64)])
+        elapsed = time.monotonic() - started
+        allowed = CAPACITY + RATE * elapsed
+        print(
+            f"2 workers, 64 clients, {elapsed:.1f}s: admitted cost {admitted}, allowed {allowed:.0f}, "
+            f"accuracy {admitted / allowed:.3f}, refusals {refused}"
+        )
+        assert statuses <= {200, 429}
+        assert refused > 0
+        assert admitted <= allowed
+        assert admitted >= 0.5 * allowed  # the limiter admits what the budget allows, not far less
+        metrics = (await http.get("/metrics")).text
+        total = sum(
+            float(value)
+            for value in re.findall(r'^tollgate_graphql_operations_total\{[^}]*outcome="OK"[^}]*\} (\S+)$', metrics, re.M)
+        )
+        assert total >= admitted / 11, "metrics must sum every worker's operations"
+        del pids
