@@ -336,6 +336,12 @@ async def _erase(conn: AsyncConnection, tenant_id: uuid.UUID, user_id: uuid.UUID
     )
 
 
+def _erase_outcome(report: ErasureReport | None) -> str:
+    if report is None:
+        return "not_found"
+    return "erased" if report.changed else "nothing_left"
+
+
 async def erase_user(
     engine: AsyncEngine,
     tenant_id: uuid.UUID,
@@ -360,17 +366,13 @@ async def erase_user(
         ).first()
         if exists is not None:
             report = await _erase(conn, tenant_id, user_id)
-    if report is None:
-        outcome = "not_found"
-    else:
-        outcome = "erased" if report.changed else "nothing_left"
     _log().info(
         "privacy.erase",
         requested_by=requested_by[:MAX_REQUESTED_BY],
         via=via,
         tenant=str(tenant_id),
         subject_id=str(user_id),
-        outcome=outcome,
+        outcome=_erase_outcome(report),
         counts=None if report is None else report.as_dict(),
     )
     return report

@@ -75,4 +75,4 @@ class PrivacyMutation:
         )
 
 
-__all__ = ["PrivacyErasePayload", "PrivacyEraseInput", "PrivacyMutation", "PrivacyQuery"]
+__all__ = ["PrivacyEraseInput", "PrivacyErasePayload", "PrivacyMutation", "PrivacyQuery"]

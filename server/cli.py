@@ -1,4 +1,4 @@
-"""The command-line interface: serve, migrate, seed, token, sdl, cost."""
+"""The command-line interface: serve, migrate, seed, token, sdl, cost, pq, schema check."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ import argparse
 import asyncio
 import json
 import os
+import ssl
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from server import privacy_cli
 from server.settings import ROOT, Settings
 
 
@@ -197,6 +199,34 @@ def cmd_pq(args: argparse.Namespace) -> int:
     return 1 if result.get("refused") else 0
 
 
+def cmd_schema_check(args: argparse.Namespace) -> int:
+    """Classify schema changes; exit 1 when anything is breaking, 2 on unreadable input."""
+    from graphql import GraphQLError
+
+    from server.schema_check import compare_sdl, served_sdl
+
+    try:
+        old = Path(args.old).read_text(encoding="utf-8")
+        new = Path(args.new).read_text(encoding="utf-8") if args.new else served_sdl()
+        report = compare_sdl(old, new)
+    except (OSError, GraphQLError, TypeError) as error:
+        print(f"schema check: {error}", file=sys.stderr)
+        return 2
+    new_name = args.new or "served schema"
+    if args.json:
+        print(json.dumps(report.to_dict(args.old, new_name), indent=2))
+    else:
+        print(report.render(args.old, new_name))
+    return report.exit_code
+
+
+def tls_context(config: Any, default: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+    """uvicorn's SSL context with TLS 1.2 as the floor, whatever OpenSSL's defaults are."""
+    context = default()
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -212,6 +242,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         metrics_dir = str(ROOT / "var" / f"metrics-{os.getpid()}")
         wipe_multiprocess_dir(metrics_dir)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    certfile = args.ssl_certfile or settings.ssl_certfile
     if workers > 1 and settings.database_url.startswith("sqlite") and not settings.redis_url:
         print(
             "note: several workers without TOLLGATE_REDIS_URL keep separate rate-limit "
@@ -226,10 +257,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         workers=workers,
         log_level=settings.log_level.lower(),
         access_log=False,
+        # X-Forwarded-* only from configured proxies: never uvicorn's default (loopback).
         proxy_headers=bool(settings.trusted_proxies),
-        forwarded_allow_ips=",".join(settings.trusted_proxies) or None,
-        ssl_certfile=args.ssl_certfile or settings.ssl_certfile,
+        forwarded_allow_ips=",".join(settings.trusted_proxies),
+        ssl_certfile=certfile,
         ssl_keyfile=args.ssl_keyfile or settings.ssl_keyfile,
+        ssl_context_factory=tls_context if certfile else None,
         timeout_graceful_shutdown=30,
         app_dir=str(ROOT),
     )
@@ -287,6 +320,16 @@ def build_parser() -> argparse.ArgumentParser:
                 "--dry-run", action="store_true", help="report without changing anything"
             )
         command.set_defaults(fn=cmd_pq)
+    schema = sub.add_parser("schema", help="schema change management")
+    schema_sub = schema.add_subparsers(dest="schema_command", required=True)
+    check = schema_sub.add_parser(
+        "check", help="classify changes from OLD to the served SDL (or NEW); exit 1 if breaking"
+    )
+    check.add_argument("old", help="the previous SDL, e.g. the published contract")
+    check.add_argument("--new", help="the new SDL (default: the schema this server serves)")
+    check.add_argument("--json", action="store_true", help="print the report as JSON")
+    check.set_defaults(fn=cmd_schema_check)
+    privacy_cli.register(sub)
     return parser
 
 

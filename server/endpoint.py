@@ -339,25 +339,8 @@ class GraphQLEndpoint:
         latency_ms = (time.perf_counter() - started) * 1000
         timing.add("total", latency_ms)
         outcome.headers = {**(outcome.headers or {}), "Server-Timing": timing.header()}
-        headers = request.headers
-        log_operation(
-            request_id=request_id,
-            tenant=principal.tenant_id.hex if principal.tenant_id else None,
-            subject=None if principal.anonymous else principal.subject,
-            client_name=headers.get("apollographql-client-name")
-            or headers.get("graphql-client-name"),
-            client_version=headers.get("apollographql-client-version")
-            or headers.get("graphql-client-version"),
-            operation_name=outcome.operation_name or params.operation_name,
-            operation_type=outcome.operation_type,
-            document_id=outcome.document_id,
-            cost_requested=outcome.requested,
-            cost_actual=outcome.actual,
-            outcome=outcome.code,
-            http_status=outcome.status,
-            latency_ms=round(latency_ms, 3),
-            sql_statements=statements[0],
-        )
+        if self.settings.access_log:
+            self._log(request, principal, params, outcome, request_id, latency_ms, statements[0])
         if self.metrics is not None:
             self.metrics.operation(
                 outcome.operation_name,
@@ -526,6 +509,36 @@ class GraphQLEndpoint:
             actual,
             document_id,
             registered,
+        )
+
+    def _log(
+        self,
+        request: Request,
+        principal: Principal,
+        params: GraphQLParams,
+        outcome: Outcome,
+        request_id: str,
+        latency_ms: float,
+        statements: int,
+    ) -> None:
+        """One structured line per operation (secrets and variables never logged)."""
+        headers = request.headers
+        log_operation(
+            request_id=request_id,
+            tenant=principal.tenant_id.hex if principal.tenant_id else None,
+            subject=None if principal.anonymous else principal.subject,
+            client_name=_client_name(request),
+            client_version=headers.get("apollographql-client-version")
+            or headers.get("graphql-client-version"),
+            operation_name=outcome.operation_name or params.operation_name,
+            operation_type=outcome.operation_type,
+            document_id=outcome.document_id,
+            cost_requested=outcome.requested,
+            cost_actual=outcome.actual,
+            outcome=outcome.code,
+            http_status=outcome.status,
+            latency_ms=round(latency_ms, 3),
+            sql_statements=statements,
         )
 
     def _on_batch(self, loader: str, size: int) -> None:
