@@ -159,6 +159,13 @@ class Product(Node):
             row=row,
         )
 
+    @strawberry.field(
+        description="Whether any unit is in stock (same as stock > 0).",
+        deprecation_reason="Use stock > 0.",
+    )
+    def in_stock(self) -> bool:
+        return self.stock > 0
+
     @strawberry.field(description="Current unit price.")
     def price(self) -> Money:
         return money(self.row.price, self.row.currency)

@@ -4,27 +4,23 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
 import uuid
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, NoReturn
 
-import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from database.models import Base
+from tests.services import unavailable
 
 SEEDED_TABLES = ("tenants", "users", "products", "orders", "order_items", "reviews")
 
 
 def service_unavailable(service: str, error: BaseException) -> NoReturn:
     """Skip loudly when a service is unreachable; under CI=true, fail instead."""
-    message = f"{service} is unreachable, skipping its tests: {type(error).__name__}: {error}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true requires it. {message}", pytrace=False)
-    pytest.skip(message)
+    unavailable(f"{service} is unreachable: {type(error).__name__}: {error}")
 
 
 def sqlite_url(path: Path) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -23,6 +22,7 @@ from guards.ratelimit import (
     debit_many,
     rate_limit_headers,
 )
+from tests.services import unavailable
 
 REDIS_HOST = "127.0.0.1"
 REDIS_PORT = 6379
@@ -30,14 +30,6 @@ REDIS_PORT = 6379
 # fault tests check the tight default separately.
 CONTRACT_TIMEOUT = 5.0
 TOL = 0.005  # seconds of slack for rounding and clock granularity
-
-
-def unavailable(reason: str) -> None:
-    """Skip loudly, or fail under CI=true, when a required service is missing."""
-    message = f"REAL SERVICE MISSING: {reason}"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message + " (required because CI=true)")
-    pytest.skip(message)
 
 
 async def redis_client_or_skip() -> aioredis.Redis:

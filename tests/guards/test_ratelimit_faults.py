@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import signal
 import socket
@@ -15,17 +14,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from guards.ratelimit import BucketPolicy, LimiterUnavailable, RedisRateLimiter
+from tests.services import unavailable
 
 POLICY = BucketPolicy("user", capacity=100, restore_rate=0.001)
 TIMEOUT = 0.25  # tight enough to prove calls are bounded, loose enough for a loaded CI box
-
-
-def unavailable(reason: str) -> None:
-    """Skip loudly, or fail under CI=true, when a required service is missing."""
-    message = f"REAL SERVICE MISSING: {reason}"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message + " (required because CI=true)")
-    pytest.skip(message)
 
 
 def free_port() -> int:

@@ -64,7 +64,11 @@ _ACME: list[uuid.UUID] = []
 async def test_the_budget_is_global_across_workers(two_workers: Server, tmp_path: Path) -> None:
     staff = two_workers.cli("token", "--tenant", "acme", "--role", "staff")
     async with httpx.AsyncClient(base_url=two_workers.url, timeout=10) as http:
-        viewer = await http.post("/graphql", json={"query": "{ rateLimit { limit } }"}, headers={"Authorization": f"Bearer {staff}"})
+        viewer = await http.post(
+            "/graphql",
+            json={"query": "{ rateLimit { limit } }"},
+            headers={"Authorization": f"Bearer {staff}"},
+        )
         assert viewer.status_code == 200
         import jwt
 
@@ -102,7 +106,11 @@ async def test_the_budget_is_global_across_workers(two_workers: Server, tmp_path
         metrics = (await http.get("/metrics")).text
         total = sum(
             float(value)
-            for value in re.findall(r'^tollgate_graphql_operations_total\{[^}]*outcome="OK"[^}]*\} (\S+)$', metrics, re.M)
+            for value in re.findall(
+                r'^tollgate_graphql_operations_total\{[^}]*outcome="OK"[^}]*\} (\S+)$',
+                metrics,
+                re.M,
+            )
         )
         assert total >= admitted / 11, "metrics must sum every worker's operations"
         del pids

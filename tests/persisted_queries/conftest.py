@@ -18,6 +18,7 @@ from sqlalchemy.pool import NullPool
 
 from persisted_queries import Analysis, MemoryStore, SQLStore, Store, create_tables
 from persisted_queries.stores import DOCUMENTS
+from tests.services import unavailable
 
 PG_ADMIN_URL = os.environ.get(
     "TOLLGATE_TEST_PG_ADMIN_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -30,10 +31,7 @@ _NAME = re.compile(r"\b(?:query|mutation|subscription)\s+([_A-Za-z][_0-9A-Za-z]*
 
 def service_unavailable(service: str, error: BaseException) -> NoReturn:
     """Skip loudly when a service is unreachable; under CI=true, fail instead."""
-    message = f"{service} is unreachable, skipping its tests: {type(error).__name__}: {error}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true requires it. {message}", pytrace=False)
-    pytest.skip(message)
+    unavailable(f"{service} is unreachable: {type(error).__name__}: {error}")
 
 
 def operations() -> dict[str, str]:
