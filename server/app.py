@@ -24,6 +24,7 @@ from guards.limits import Limits
 from guards.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from observability import Metrics, OperationTracer, configure_logging, configure_tracing
 from observability.request_id import RequestIdMiddleware
+from observability.tracing import instrument_redis, instrument_sqlalchemy
 from persisted_queries import MemoryCache, RedisCache, Registry, SQLStore
 from schema import build_schema
 from server import dbstats, graphiql
@@ -60,6 +61,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     sdl = strawberry_schema.as_str()
     engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
     dbstats.install(engine)
+    if provider is not None:
+        instrument_sqlalchemy(engine.sync_engine, provider)
+        instrument_redis(provider)
     redis_client: aioredis.Redis | None = None
     limiter: RateLimiter | None = None
     if settings.ratelimit:
