@@ -39,6 +39,7 @@ from guards.limits import Limits, Mode
 from guards.ratelimit import BucketPolicy, LimiterUnavailable, MultiDecision, RateLimiter
 from resolvers.context import RateLimitInfo
 from resolvers.errors import ApiError
+from server.deprecation import deprecated_fields
 
 log = logging.getLogger("tollgate.graphql")
 
@@ -81,6 +82,7 @@ class PreparedDocument:
     operation_name: str | None
     plan: CostPlan
     measured: list[GuardError] = field(default_factory=list)
+    deprecated: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -188,6 +190,7 @@ class GraphQLPipeline:
             operation_name=operation.name.value if operation.name else None,
             plan=plan,
             measured=list(getattr(stats, "measured", []) or []),
+            deprecated=tuple(deprecated_fields(self.schema, document, operation_name)),
         )
 
     def coerce_variables(

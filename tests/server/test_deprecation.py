@@ -94,3 +94,26 @@ async def test_deprecated_field_still_resolves_over_http(
     nodes = body["data"]["products"]["nodes"]
     assert nodes
     assert all(node["inStock"] is (node["stock"] > 0) for node in nodes)
+
+
+async def test_deprecated_field_use_is_counted_per_client_in_metrics(client, tokens) -> None:  # type: ignore[no-untyped-def]
+    from tests.server.conftest import gql
+
+    response = await gql(
+        client,
+        "{ products(first: 1) { nodes { inStock } } }",
+        headers={**tokens.headers(), "apollographql-client-name": "legacy-web"},
+    )
+    assert response.status_code == 200 and "errors" not in response.json()
+    metrics = (await client.get("/metrics")).text
+    line = next(
+        (
+            l
+            for l in metrics.splitlines()
+            if l.startswith("tollgate_deprecated_field_usage_total{")
+            and "Product.inStock" in l
+            and "legacy-web" in l
+        ),
+        None,
+    )
+    assert line is not None and float(line.rsplit(" ", 1)[1]) >= 1

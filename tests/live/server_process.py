@@ -1,0 +1,174 @@
+"""A `python -m server serve` process with extra arguments (TLS) for transport tests."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from database import migrate
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def migrated_sqlite(tmp: Path) -> str:
+    """A fresh, migrated (unseeded) SQLite database: enough for transport tests."""
+    url = f"sqlite+aiosqlite:///{tmp / 'transport.db'}"
+    migrate.upgrade(url)
+    return url
+
+
+@dataclass(frozen=True)
+class Certificates:
+    """A throwaway CA and a server certificate for 127.0.0.1 and localhost."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+    def client_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca))
+
+
+def make_certificates(tmp: Path) -> Certificates:
+    """Write a CA, and a server certificate it signed, into ``tmp``."""
+    now = dt.datetime.now(dt.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Tollgate test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    paths = Certificates(ca=tmp / "ca.pem", cert=tmp / "server.pem", key=tmp / "server.key")
+    paths.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths.key.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return paths
+
+
+class ServeProcess:
+    """`python -m server serve` on a free 127.0.0.1 port, with ``args``; stopped by ``stop``."""
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        tmp: Path,
+        args: tuple[str, ...] = (),
+        tls: Certificates | None = None,
+    ) -> None:
+        self.port = free_port()
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+        self.verify: ssl.SSLContext | bool = tls.client_context() if tls else True
+        # Only what the test configures: no TOLLGATE_* leaking in from the environment.
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("TOLLGATE_")}
+        self.log_path = tmp / f"server-{self.port}.log"
+        self.log = self.log_path.open("w")
+        command = [sys.executable, "-m", "server", "serve", "--port", str(self.port)]
+        if tls:
+            command += ["--ssl-certfile", str(tls.cert), "--ssl-keyfile", str(tls.key)]
+        self.process = subprocess.Popen(
+            [*command, *args],
+            cwd=ROOT,
+            env={
+                **inherited,
+                **env,
+                "TOLLGATE_HOST": "127.0.0.1",
+                "TOLLGATE_LOG_LEVEL": "WARNING",
+            },
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                response = httpx.get(f"{self.url}/healthz", timeout=1, verify=self.verify)
+                if response.status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+            if self.process.poll() is not None:
+                break
+        self.stop()
+        raise RuntimeError(f"server did not start: {self.log_path.read_text()[-2000:]}")
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, verify=self.verify, timeout=10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self.log.close()
