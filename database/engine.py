@@ -79,7 +79,15 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEn
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
         return engine
-    kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
+    # A host that silently drops packets must fail fast (asyncpg's default connect timeout
+    # is 60 s), so outages reach the circuit breaker instead of piling up requests.
+    kwargs.update(
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_recycle=1800,
+        pool_timeout=5,
+        connect_args={"timeout": 3},
+    )
     return create_async_engine(parsed, **kwargs)
 
 

@@ -263,13 +263,18 @@ class RequestDb:
             await self._discard(quiet=False)
 
     async def _discard(self, *, quiet: bool = True) -> None:
-        stack, self._stack, self._conn = self._stack, None, None
+        stack, conn = self._stack, self._conn
+        self._stack, self._conn = None, None
         if stack is None:
             return
+        invalidated = conn is not None and conn.invalidated
         try:
             await stack.aclose()
         except Exception as exc:
-            # Ending the transaction of a connection the server dropped fails too; there is
-            # nothing left to end, and the request already has its answer.
-            if not (quiet or is_database_unavailable(exc)):
+            # Ending the transaction fails on a connection the server dropped, or one that
+            # SQLAlchemy invalidated when a deadline cancelled its statement (it then refuses
+            # to commit: PendingRollbackError); there is nothing left to end, the pool
+            # discards such connections, and the request already has its answer.
+            gone = invalidated or isinstance(exc, sa_exc.PendingRollbackError)
+            if not (quiet or gone or is_database_unavailable(exc)):
                 raise

@@ -11,8 +11,9 @@ otherwise; they are not dependencies of the project.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,6 +31,26 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 INSTRUMENTATION_NAME = "tollgate"
+
+
+@contextlib.contextmanager
+def _span(tracer: Any, name: str, **options: Any) -> Iterator[Span]:
+    """A span that marks failures by exception type only.
+
+    Exception messages can quote the caller's document (literals, personal data), so spans
+    never record them: the status says which exception class ended the span, and
+    ``set_error`` adds the error code.
+    """
+    with tracer.start_as_current_span(
+        name, record_exception=False, set_status_on_exception=False, **options
+    ) as span:
+        try:
+            yield span
+        except BaseException as exc:
+            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            raise
+
+
 PHASES = ("graphql.gate", "graphql.parse", "graphql.validate", "graphql.cost", "graphql.execute")
 GRAPHQL_OPERATION_SPAN = "GraphQL Operation"
 # OTel semconv (GraphQL spans): graphql.operation.name / .type / graphql.document.
@@ -173,7 +194,8 @@ class OperationTracer:
             }
             if carrier:
                 parent = self._propagator.extract(carrier)
-        return self._tracer.start_as_current_span(
+        return _span(
+            self._tracer,
             f"{method} {route}",
             context=parent,
             kind=SpanKind.SERVER,
@@ -184,13 +206,13 @@ class OperationTracer:
         """Open the span of one GraphQL operation, renamed to its type by `set_operation`."""
         if self._tracer is None:
             return _NOOP
-        return self._tracer.start_as_current_span(GRAPHQL_OPERATION_SPAN, kind=SpanKind.INTERNAL)
+        return _span(self._tracer, GRAPHQL_OPERATION_SPAN, kind=SpanKind.INTERNAL)
 
     def phase(self, name: str) -> AbstractContextManager[Span | None]:
         """Open a child span for one phase of the request path (see `PHASES`)."""
         if self._tracer is None:
             return _NOOP
-        return self._tracer.start_as_current_span(name, kind=SpanKind.INTERNAL)
+        return _span(self._tracer, name, kind=SpanKind.INTERNAL)
 
     def set_operation(
         self,

@@ -56,7 +56,7 @@ async def _write(ctx: RequestContext) -> AsyncIterator[AsyncConnection]:
     tenant_id = ctx.require_tenant()
     await ctx.db.close()
     try:
-        async with tenant_transaction(ctx.engine, tenant_id, write=True) as conn:
+        async with ctx.db.guarded(), tenant_transaction(ctx.engine, tenant_id, write=True) as conn:
             yield conn
     finally:
         ctx.loaders.clear_all()

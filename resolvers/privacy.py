@@ -20,13 +20,13 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
+import structlog
 from sqlalchemy import ColumnElement, Table, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from auth import policy
 from database import models
 from database.engine import tenant_transaction
-from observability import get_logger
 from resolvers.context import RequestContext
 from resolvers.errors import ApiError, BadUserInput, Forbidden, UserErrorCode, UserFailure
 from resolvers.ids import from_global_id, to_global_id
@@ -85,7 +85,8 @@ class EraseOutcome:
 
 
 def _log() -> Any:
-    return get_logger(LOGGER_NAME)
+    # structlog directly (configured by the server): resolvers import no observability code.
+    return structlog.get_logger(LOGGER_NAME)
 
 
 def _iso(value: dt.datetime | None) -> str | None:

@@ -27,7 +27,7 @@ from observability.request_id import RequestIdMiddleware
 from observability.tracing import instrument_redis, instrument_sqlalchemy
 from persisted_queries import MemoryCache, RedisCache, Registry, SQLStore
 from schema import build_schema
-from server import dbstats, graphiql
+from server import dbstats, faults, graphiql
 from server.endpoint import GraphQLEndpoint
 from server.middleware import (
     BodySizeLimitMiddleware,
@@ -68,8 +68,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
     limiter: RateLimiter | None = None
     if settings.ratelimit:
         if settings.redis_url:
-            limiter = RedisRateLimiter.from_url(
-                settings.redis_url, timeout=settings.redis_timeout_ms / 1000
+            # Repeated Redis failures open a breaker: refusals come at once instead of
+            # each waiting for its timeout; the fail-open/closed policy still applies.
+            limiter = faults.GuardedLimiter(
+                RedisRateLimiter.from_url(
+                    settings.redis_url, timeout=settings.redis_timeout_ms / 1000
+                ),
+                faults.redis_breaker(),
             )
         else:
             limiter = MemoryRateLimiter()

@@ -21,13 +21,12 @@ from loaders import Loaders, RequestDb
 from observability import Metrics, OperationTracer, ServerTiming, log_operation
 from persisted_queries import PQError, Registry, extract
 from resolvers.context import RequestContext
-from server import dbstats
+from server import dbstats, faults
 from server.pipeline import (
     Charge,
     GraphQLPipeline,
     OperationRefused,
     PreparedDocument,
-    format_execution_errors,
     is_mutation,
 )
 from server.protocol import (
@@ -191,6 +190,8 @@ class GraphQLEndpoint:
         self.policies = Policies(settings)
         self.graphiql_html = graphiql_html
         self.graphiql_csp = graphiql_csp
+        # Dependency faults (server/faults.py): one database breaker per process.
+        self.db_breaker = faults.database_breaker()
 
     async def handle(self, request: Request) -> Response:
         request_id = getattr(request.state, "request_id", None) or uuid.uuid4().hex
@@ -331,6 +332,21 @@ class GraphQLEndpoint:
                 )
                 if self.metrics is not None:
                     self.metrics.refusal(refused.code)
+            # -- dependency faults (server/faults.py) ----------------------------------------
+            except Exception as exc:
+                # A database outage outside execution (the registry's SQL store) is a 503,
+                # never a 500; anything else still propagates.
+                if not faults.is_database_unavailable(exc):
+                    raise
+                outcome = self._database_unavailable()
+            unavailable = faults.unavailable_status(
+                outcome.body.get("data"), outcome.body.get("errors")
+            )
+            if unavailable is not None and outcome.status == 200:
+                outcome.status = unavailable[0]
+                outcome.headers = {**(outcome.headers or {}), **unavailable[1]}
+                outcome.code = faults.SERVICE_UNAVAILABLE
+            # -- end dependency faults --------------------------------------------------------
             self.tracer.set_operation(
                 span, outcome.operation_name, outcome.operation_type, outcome.document_id
             )
@@ -398,6 +414,13 @@ class GraphQLEndpoint:
                 text, params.operation_name, may_introspect=may_introspect
             )
         mutation = is_mutation(prepared)
+        if prepared.deprecated:
+            # Counted per client so a field can be removed once nobody calls it.
+            client = _client_name(request)
+            log.info("deprecated fields used: %s by %s", ",".join(prepared.deprecated), client)
+            if self.metrics is not None:
+                for name in prepared.deprecated:
+                    self.metrics.deprecated_field(name, client)
         if request.method == "GET" and prepared.operation_type != "query":
             raise OperationRefused(
                 [
@@ -438,7 +461,7 @@ class GraphQLEndpoint:
                     self._count_decision(refused.code, keys)
                     raise
             self._count_decision("error" if charge.limiter_error else "allowed", keys)
-        db = RequestDb(self.engine, principal.tenant_id)
+        db = RequestDb(self.engine, principal.tenant_id, self.db_breaker)
         context = RequestContext(
             principal=principal,
             engine=self.engine,
@@ -464,7 +487,7 @@ class GraphQLEndpoint:
         body: dict[str, Any] = {}
         code = "OK"
         if result.errors:
-            errors, masked = format_execution_errors(list(result.errors), request_id)
+            errors, masked = faults.format_execution_errors(list(result.errors), request_id)
             for exc in masked:
                 log.error("unexpected error (request %s)", request_id, exc_info=exc)
             body["errors"] = errors
@@ -540,6 +563,13 @@ class GraphQLEndpoint:
             latency_ms=round(latency_ms, 3),
             sql_statements=statements,
         )
+
+    def _database_unavailable(self) -> Outcome:
+        """503 SERVICE_UNAVAILABLE for a database outage (see server/faults.py)."""
+        self.db_breaker.record_failure()
+        error = faults.unavailable_error("database", self.db_breaker.retry_after)
+        retry = str(error["extensions"]["retryAfter"])
+        return Outcome({"errors": [error]}, 503, {"Retry-After": retry}, faults.SERVICE_UNAVAILABLE)
 
     def _on_batch(self, loader: str, size: int) -> None:
         if self.metrics is not None:

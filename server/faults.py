@@ -2,12 +2,13 @@
 
 Nothing here touches ASGI. The endpoint uses it in three places:
 
-* around ``registry.resolve`` (the SQL store): ``if is_database_unavailable(exc): raise
-  OperationRefused([unavailable_error("database", retry)], status=503, headers=...)``;
-* in ``format_execution_errors``: :func:`unavailable_item` turns a resolver error whose
-  original error is a database outage into a ``SERVICE_UNAVAILABLE`` error (not a masked
-  ``INTERNAL_SERVER_ERROR``);
-* before answering: :func:`unavailable_status` says 503 and ``Retry-After`` when nothing was
+* ``GraphQLEndpoint.run`` catches an exception escaping the operation (the registry's SQL
+  store, say) and answers 503 ``SERVICE_UNAVAILABLE`` when :func:`is_database_unavailable`;
+  anything else still propagates;
+* :func:`format_execution_errors` (the pipeline's, plus :func:`unavailable_item`) turns a
+  resolver error caused by a database outage into ``SERVICE_UNAVAILABLE`` instead of a masked
+  ``INTERNAL_SERVER_ERROR``;
+* :func:`unavailable_status` makes the answer 503 with ``Retry-After`` when nothing was
   served and every error is ``SERVICE_UNAVAILABLE``.
 
 The breakers themselves are ``guards.breaker.CircuitBreaker`` instances, one per process and
@@ -22,6 +23,7 @@ import math
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
+from graphql import GraphQLError
 from redis.exceptions import BusyLoadingError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -29,14 +31,18 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from guards.breaker import CircuitBreaker, State
 from guards.ratelimit import BucketPolicy, Decision, LimiterUnavailable, MultiDecision, RateLimiter
 from loaders.session import DatabaseUnavailable, is_database_unavailable
+from server import pipeline
 
 __all__ = [
     "SERVICE_UNAVAILABLE",
     "DatabaseUnavailable",
     "GuardedLimiter",
+    "database_breaker",
+    "format_execution_errors",
     "is_database_unavailable",
     "is_redis_unavailable",
     "log_state_change",
+    "redis_breaker",
     "retry_after_seconds",
     "unavailable_error",
     "unavailable_item",
@@ -112,6 +118,49 @@ def unavailable_status(
         return None
     retry = max(retry_after_seconds((e.get("extensions") or {}).get("retryAfter")) for e in errors)
     return 503, {"Retry-After": str(retry)}
+
+
+def format_execution_errors(
+    errors: Sequence[GraphQLError], request_id: str
+) -> tuple[list[dict[str, Any]], list[BaseException]]:
+    """``pipeline.format_execution_errors``, but database outages become SERVICE_UNAVAILABLE."""
+    formatted: list[dict[str, Any]] = []
+    masked: list[BaseException] = []
+    for error in errors:
+        item = unavailable_item(error.original_error, dict(error.formatted))
+        if item is not None:
+            formatted.append(item)
+            continue
+        more, hidden = pipeline.format_execution_errors([error], request_id)
+        formatted.extend(more)
+        masked.extend(hidden)
+    return formatted, masked
+
+
+def database_breaker(
+    *, failure_threshold: int = 5, window_seconds: float = 10, reset_timeout: float = 2.0
+) -> CircuitBreaker:
+    """The process's database breaker, logging its state changes."""
+    return CircuitBreaker(
+        "database",
+        failure_threshold=failure_threshold,
+        window_seconds=window_seconds,
+        reset_timeout=reset_timeout,
+        on_state_change=log_state_change,
+    )
+
+
+def redis_breaker(
+    *, failure_threshold: int = 5, window_seconds: float = 10, reset_timeout: float = 2.0
+) -> CircuitBreaker:
+    """The process's Redis breaker (for :class:`GuardedLimiter`), logging its state changes."""
+    return CircuitBreaker(
+        "redis",
+        failure_threshold=failure_threshold,
+        window_seconds=window_seconds,
+        reset_timeout=reset_timeout,
+        on_state_change=log_state_change,
+    )
 
 
 def log_state_change(name: str, old: State, new: State) -> None:

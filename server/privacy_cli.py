@@ -31,6 +31,7 @@ def register(sub: Any) -> None:
         command.add_argument("--tenant", required=True, help="tenant slug or id")
         command.add_argument("--user", required=True, help="user id (UUID or global id)")
     export.add_argument("--out", help="write to this file (mode 0600) instead of stdout")
+    export.add_argument("--requested-by", default="cli", help="who asked (logged)")
     export.set_defaults(fn=cmd_privacy_export)
     erase.add_argument(
         "--requested-by", required=True, help="who asked (logged; e.g. a ticket or operator)"
@@ -81,7 +82,9 @@ def cmd_privacy_export(args: argparse.Namespace) -> int:
             if isinstance(target, str):
                 return target
             tenant_id, user_id = target
-            document = await export_user(engine, tenant_id, user_id, requested_by="cli", via="cli")
+            document = await export_user(
+                engine, tenant_id, user_id, requested_by=args.requested_by, via="cli"
+            )
             return (
                 f"no user {args.user!r} in tenant {args.tenant!r}" if document is None else document
             )

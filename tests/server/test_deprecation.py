@@ -108,11 +108,11 @@ async def test_deprecated_field_use_is_counted_per_client_in_metrics(client, tok
     metrics = (await client.get("/metrics")).text
     line = next(
         (
-            l
-            for l in metrics.splitlines()
-            if l.startswith("tollgate_deprecated_field_usage_total{")
-            and "Product.inStock" in l
-            and "legacy-web" in l
+            row
+            for row in metrics.splitlines()
+            if row.startswith("tollgate_deprecated_field_usage_total{")
+            and "Product.inStock" in row
+            and "legacy-web" in row
         ),
         None,
     )
