@@ -166,6 +166,10 @@ def cmd_pq(args: argparse.Namespace) -> int:
                     "added": list(report.added),
                     "unchanged": list(report.unchanged),
                     "refused": [{"id": i, "reason": r} for i, r in report.refused],
+                    "reactivated": list(getattr(report, "reactivated", [])),
+                    "repriced": [
+                        {"id": i, "old": o, "new": n} for i, o, n in getattr(report, "repriced", [])
+                    ],
                 }
             if args.pq_command == "list":
                 documents = await registry.list(client)

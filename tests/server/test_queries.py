@@ -230,11 +230,16 @@ async def test_users_is_staff_only(client: httpx.AsyncClient, tokens: Tokens) ->
 async def test_sql_statements_do_not_grow_with_page_size(
     client: httpx.AsyncClient, tokens: Tokens
 ) -> None:
-    counts = {}
+    # The persisted-query registry re-reads its version at most twice a second, in whichever
+    # request comes due: the least of three runs is the operation's own count.
+    counts: dict[int, int] = {}
     for first in (1, 50):
-        box = dbstats.start()
-        await _data(client, operation("OrdersPage"), tokens.headers("STAFF"), first=first)
-        counts[first] = box[0]
+        runs = []
+        for _ in range(3):
+            box = dbstats.start()
+            await _data(client, operation("OrdersPage"), tokens.headers("STAFF"), first=first)
+            runs.append(box[0])
+        counts[first] = min(runs)
     assert counts[1] == counts[50], counts
     assert counts[50] <= 6, counts
     print(f"SQL statements per OrdersPage request: {counts}")
