@@ -16,7 +16,7 @@ from starlette.responses import HTMLResponse, Response
 
 from auth import Principal, policy
 from auth.tokens import AuthError, TokenVerifier, parse_bearer
-from guards.ratelimit import BucketPolicy, MultiDecision, rate_limit_headers
+from guards.ratelimit import BucketPolicy, LimiterUnavailable, MultiDecision, rate_limit_headers
 from loaders import Loaders, RequestDb
 from observability import Metrics, OperationTracer, ServerTiming, log_operation
 from persisted_queries import PQError, Registry, extract
@@ -330,6 +330,7 @@ class GraphQLEndpoint:
                 outcome = Outcome(
                     {"errors": refused.errors}, status, dict(refused.headers), refused.code
                 )
+                await self._budget_headers(outcome, principal)
                 if self.metrics is not None:
                     self.metrics.refusal(refused.code)
             # -- dependency faults (server/faults.py) ----------------------------------------
@@ -570,6 +571,19 @@ class GraphQLEndpoint:
         error = faults.unavailable_error("database", self.db_breaker.retry_after)
         retry = str(error["extensions"]["retryAfter"])
         return Outcome({"errors": [error]}, 503, {"Retry-After": retry}, faults.SERVICE_UNAVAILABLE)
+
+    async def _budget_headers(self, outcome: Outcome, principal: Principal) -> None:
+        """Refusals before the debit still show the caller's budget (headers on every response)."""
+        headers = outcome.headers if outcome.headers is not None else {}
+        outcome.headers = headers
+        limiter = self.pipeline.limiter
+        if limiter is None or any(k.lower() == "x-ratelimit-limit" for k in headers):
+            return
+        key, bucket = self.policies.keys(principal, mutation=False)[0]
+        try:
+            headers.update(rate_limit_headers(await limiter.peek(key, bucket)))
+        except LimiterUnavailable:
+            return
 
     def _on_batch(self, loader: str, size: int) -> None:
         if self.metrics is not None:

@@ -36,7 +36,13 @@ from guards.cost import CostModel, CostPlan
 from guards.errors import GuardError
 from guards.gate import check_size, inspect, parse
 from guards.limits import Limits, Mode
-from guards.ratelimit import BucketPolicy, LimiterUnavailable, MultiDecision, RateLimiter
+from guards.ratelimit import (
+    BucketPolicy,
+    LimiterUnavailable,
+    MultiDecision,
+    RateLimiter,
+    rate_limit_headers,
+)
 from resolvers.context import RateLimitInfo
 from resolvers.errors import ApiError
 from server.deprecation import deprecated_fields
@@ -290,7 +296,7 @@ class GraphQLPipeline:
                 }
             ],
             status=429,
-            headers={"Retry-After": str(retry)},
+            headers={**dict(rate_limit_headers(decision)), "Retry-After": str(retry)},
         )
 
     async def refund(self, charge: Charge, actual: int) -> None:

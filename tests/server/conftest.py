@@ -18,7 +18,7 @@ from sqlalchemy.pool import NullPool
 from auth import Role
 from auth.tokens import mint_token
 from database import migrate
-from database.engine import make_engine
+from database.engine import make_engine, set_tenant
 from database.models import User
 from database.seed import demo_user, seed, tenant_by_slug
 from server.app import create_app
@@ -66,7 +66,9 @@ def seeded_database(backend: str, tmp: Path) -> Iterator[str]:
     try:
         migrate.upgrade(url)
         asyncio.run(_seed(url))
-        yield url
+        # The app connects as the role that row-level security binds, as in production: every
+        # HTTP test on PostgreSQL runs with tenancy enforced by the database a second time.
+        yield migrate.app_url(url)
     finally:
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
@@ -131,6 +133,7 @@ class Tokens:
                     self.tenants[slug] = tenant.id
                     for role in ("CUSTOMER", "STAFF", "ADMIN"):
                         self.users[(slug, role)] = await demo_user(conn, slug, role)
+                    await set_tenant(conn, tenant.id)  # row-level security on PostgreSQL
                     users = User.__table__
                     other = (
                         await conn.execute(

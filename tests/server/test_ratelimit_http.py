@@ -91,6 +91,11 @@ async def test_debits_refunds_headers_and_throttling(
     body = throttled.json()
     assert "data" not in body and body["errors"][0]["extensions"]["code"] == "THROTTLED"
     assert int(throttled.headers["retry-after"]) >= 1
+    assert throttled.headers["x-ratelimit-limit"] == "300" and "ratelimit" in throttled.headers
+    # Refusals before the debit (here a parse error) still carry the caller's budget.
+    broken = await gql(limited, "{", None, headers)
+    assert broken.status_code == 400 and broken.headers["x-ratelimit-limit"] == "300"
+    assert broken.headers["ratelimit-policy"].startswith('"user"')
 
 
 async def test_cost_over_capacity_is_cost_limit_exceeded(
