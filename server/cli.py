@@ -71,7 +71,7 @@ async def mint_demo_token(
 
     from auth import Role
     from auth.tokens import mint_token
-    from database.engine import make_engine
+    from database.engine import make_engine, set_tenant
     from database.models import User
     from database.seed import demo_user, tenant_by_slug
 
@@ -82,6 +82,7 @@ async def mint_demo_token(
             if tenant_row is None:
                 raise SystemExit(f"no tenant {tenant!r}; run `python -m server seed` first")
             if user:
+                await set_tenant(conn, tenant_row.id)  # row-level security on PostgreSQL
                 row = (
                     await conn.execute(
                         select(User.__table__).where(
