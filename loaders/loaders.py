@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -36,6 +37,15 @@ class _TenantLoader(DataLoader):  # type: ignore[misc]
         super().__init__()
         self.db = db
         self.on_batch = on_batch
+
+    def load(self, key: Any) -> Any:
+        """The shared future, shielded: one cancelled waiter must not cancel it for all.
+
+        When a field error nulls a parent, graphql-core cancels the sibling fields still
+        running; a sibling awaiting a value another branch shares would otherwise cancel the
+        shared future and the other branch would receive CancelledError.
+        """
+        return asyncio.shield(super().load(key))
 
     def tenant(self, table: Table) -> ColumnElement[bool]:
         return table.c.tenant_id == self.db.tenant_id

@@ -354,6 +354,18 @@ class GraphQLPipeline:
             )
             if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
                 result = await asyncio.wait_for(result, self.execution_timeout)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # the request itself is being cancelled (client gone, shutdown)
+            # A resolver was cancelled by its siblings' failure: an internal error, answered.
+            log.exception("execution cancelled from inside")
+            return ExecutionResult(
+                data=None,
+                errors=[
+                    GraphQLError("Internal server error.", original_error=RuntimeError("cancelled"))
+                ],
+            )
         except TimeoutError:
             elapsed = int((time.perf_counter() - started) * 1000)
             return ExecutionResult(
