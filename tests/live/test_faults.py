@@ -15,7 +15,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,6 +41,7 @@ from loaders.session import DatabaseUnavailable, RequestDb
 from resolvers.ids import to_global_id
 from server.faults import GuardedLimiter, is_database_unavailable
 from tests.guards.test_ratelimit_faults import RedisProcess
+from tests.live.servers import Server, free_port
 from tests.server.conftest import operation
 from tests.services import unavailable
 
@@ -53,12 +53,6 @@ ANSWER_WITHIN = 2.0  # every answer during an outage comes within this
 AT_ONCE = 0.25  # what "at once" means once the breaker is open (generous for a loaded CI box)
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class TempPostgres:
@@ -86,7 +80,7 @@ class TempPostgres:
         if owner is not None:
             os.chown(self.dir, owner.pw_uid, owner.pw_gid)
         self.data = self.dir / "data"
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/postgres"
         self.running = False
         self._run(
@@ -148,65 +142,6 @@ class TempPostgres:
                 check=False,
             )
         shutil.rmtree(self.dir, ignore_errors=True)
-
-
-class Server:
-    """A real `python -m server serve` process on its own port (the pattern of test_live)."""
-
-    def __init__(self, env: dict[str, str], tmp: Path) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {
-            **os.environ,
-            **env,
-            "TOLLGATE_PORT": str(self.port),
-            "TOLLGATE_LOG_LEVEL": "WARNING",
-        }
-        self.log_path = tmp / f"server-{self.port}.log"
-        self.log = self.log_path.open("w")
-        self.process = subprocess.Popen(
-            [PY, "-m", "server", "serve", "--port", str(self.port)],
-            cwd=ROOT,
-            env=self.env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-            if self.process.poll() is not None:
-                break
-        self.stop()
-        raise RuntimeError(f"server did not start: {self.log_path.read_text()[-2000:]}")
-
-    def cli(self, *args: str) -> str:
-        return subprocess.run(
-            [PY, "-m", "server", *args],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=120,
-        ).stdout.strip()
-
-    def output(self) -> str:
-        self.log.flush()
-        return self.log_path.read_text()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        self.log.close()
 
 
 def _server_env(database_url: str) -> dict[str, str]:
@@ -559,7 +494,7 @@ async def test_classifier_tells_outages_from_mistakes(
     finally:
         await engine.dispose()
 
-    nowhere = make_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{_free_port()}/postgres")
+    nowhere = make_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/postgres")
     try:
         with pytest.raises(OSError) as refused:
             async with nowhere.connect():
@@ -603,7 +538,7 @@ def redis_process() -> Iterator[RedisProcess]:
     binary = shutil.which("redis-server")
     if binary is None:
         unavailable("redis-server is not on PATH (apt-get install redis-server)")
-    process = RedisProcess(binary, _free_port())
+    process = RedisProcess(binary, free_port())
     process.start()
     try:
         yield process

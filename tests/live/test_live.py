@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
+from tests.live.servers import Server
 from tests.server.conftest import OPERATIONS, seeded_database
 from tests.services import unavailable
 
@@ -26,72 +24,11 @@ PY = sys.executable
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _node() -> str:
     node = shutil.which("node")
     if node is None or not (JS / "node_modules").exists():
         unavailable("node and tests/js/node_modules (run scripts/install-js)")
     return node
-
-
-class Server:
-    """A real `python -m server serve` process on its own port, stopped at teardown."""
-
-    def __init__(self, env: dict[str, str], tmp: Path) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {
-            **os.environ,
-            **env,
-            "TOLLGATE_PORT": str(self.port),
-            "TOLLGATE_LOG_LEVEL": "WARNING",
-        }
-        self.log = (tmp / f"server-{self.port}.log").open("w")
-        self.process = subprocess.Popen(
-            [PY, "-m", "server", "serve", "--port", str(self.port)],
-            cwd=ROOT,
-            env=self.env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-            if self.process.poll() is not None:
-                break
-        self.stop()
-        raise RuntimeError(
-            f"server did not start: {(tmp / f'server-{self.port}.log').read_text()[-2000:]}"
-        )
-
-    def cli(self, *args: str) -> str:
-        return subprocess.run(
-            [PY, "-m", "server", *args],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=120,
-        ).stdout.strip()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        self.log.close()
 
 
 @pytest.fixture(scope="module")

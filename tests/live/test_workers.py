@@ -15,7 +15,7 @@ import pytest
 from auth import Role
 from auth.tokens import mint_token
 from server.settings import Settings
-from tests.live.test_live import Server
+from tests.live.servers import Server
 from tests.server.conftest import seeded_database
 from tests.services import REDIS_URL, require_redis
 
