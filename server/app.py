@@ -74,7 +74,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 RedisRateLimiter.from_url(
                     settings.redis_url, timeout=settings.redis_timeout_ms / 1000
                 ),
-                faults.redis_breaker(),
+                faults.dependency_breaker("redis"),
             )
         else:
             limiter = MemoryRateLimiter()

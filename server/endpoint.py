@@ -27,6 +27,7 @@ from server.pipeline import (
     GraphQLPipeline,
     OperationRefused,
     PreparedDocument,
+    format_execution_errors,
     is_mutation,
 )
 from server.protocol import (
@@ -191,7 +192,7 @@ class GraphQLEndpoint:
         self.graphiql_html = graphiql_html
         self.graphiql_csp = graphiql_csp
         # Dependency faults (server/faults.py): one database breaker per process.
-        self.db_breaker = faults.database_breaker()
+        self.db_breaker = faults.dependency_breaker("database")
 
     async def handle(self, request: Request) -> Response:
         request_id = getattr(request.state, "request_id", None) or uuid.uuid4().hex
@@ -488,7 +489,7 @@ class GraphQLEndpoint:
         body: dict[str, Any] = {}
         code = "OK"
         if result.errors:
-            errors, masked = faults.format_execution_errors(list(result.errors), request_id)
+            errors, masked = format_execution_errors(list(result.errors), request_id)
             for exc in masked:
                 log.error("unexpected error (request %s)", request_id, exc_info=exc)
             body["errors"] = errors

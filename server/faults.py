@@ -5,7 +5,7 @@ Nothing here touches ASGI. The endpoint uses it in three places:
 * ``GraphQLEndpoint.run`` catches an exception escaping the operation (the registry's SQL
   store, say) and answers 503 ``SERVICE_UNAVAILABLE`` when :func:`is_database_unavailable`;
   anything else still propagates;
-* :func:`format_execution_errors` (the pipeline's, plus :func:`unavailable_item`) turns a
+* :func:`unavailable_item` (used by ``pipeline.format_execution_errors``) turns a
   resolver error caused by a database outage into ``SERVICE_UNAVAILABLE`` instead of a masked
   ``INTERNAL_SERVER_ERROR``;
 * :func:`unavailable_status` makes the answer 503 with ``Retry-After`` when nothing was
@@ -23,7 +23,6 @@ import math
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from graphql import GraphQLError
 from redis.exceptions import BusyLoadingError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -31,18 +30,15 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from guards.breaker import CircuitBreaker, State
 from guards.ratelimit import BucketPolicy, Decision, LimiterUnavailable, MultiDecision, RateLimiter
 from loaders.session import DatabaseUnavailable, is_database_unavailable
-from server import pipeline
 
 __all__ = [
     "SERVICE_UNAVAILABLE",
     "DatabaseUnavailable",
     "GuardedLimiter",
-    "database_breaker",
-    "format_execution_errors",
+    "dependency_breaker",
     "is_database_unavailable",
     "is_redis_unavailable",
     "log_state_change",
-    "redis_breaker",
     "retry_after_seconds",
     "unavailable_error",
     "unavailable_item",
@@ -120,42 +116,16 @@ def unavailable_status(
     return 503, {"Retry-After": str(retry)}
 
 
-def format_execution_errors(
-    errors: Sequence[GraphQLError], request_id: str
-) -> tuple[list[dict[str, Any]], list[BaseException]]:
-    """``pipeline.format_execution_errors``, but database outages become SERVICE_UNAVAILABLE."""
-    formatted: list[dict[str, Any]] = []
-    masked: list[BaseException] = []
-    for error in errors:
-        item = unavailable_item(error.original_error, dict(error.formatted))
-        if item is not None:
-            formatted.append(item)
-            continue
-        more, hidden = pipeline.format_execution_errors([error], request_id)
-        formatted.extend(more)
-        masked.extend(hidden)
-    return formatted, masked
-
-
-def database_breaker(
-    *, failure_threshold: int = 5, window_seconds: float = 10, reset_timeout: float = 2.0
+def dependency_breaker(
+    name: str,
+    *,
+    failure_threshold: int = 5,
+    window_seconds: float = 10,
+    reset_timeout: float = 2.0,
 ) -> CircuitBreaker:
-    """The process's database breaker, logging its state changes."""
+    """The process's breaker for one dependency ("database", "redis"), logging its changes."""
     return CircuitBreaker(
-        "database",
-        failure_threshold=failure_threshold,
-        window_seconds=window_seconds,
-        reset_timeout=reset_timeout,
-        on_state_change=log_state_change,
-    )
-
-
-def redis_breaker(
-    *, failure_threshold: int = 5, window_seconds: float = 10, reset_timeout: float = 2.0
-) -> CircuitBreaker:
-    """The process's Redis breaker (for :class:`GuardedLimiter`), logging its state changes."""
-    return CircuitBreaker(
-        "redis",
+        name,
         failure_threshold=failure_threshold,
         window_seconds=window_seconds,
         reset_timeout=reset_timeout,

@@ -45,16 +45,10 @@ from guards.ratelimit import (
 )
 from resolvers.context import RateLimitInfo
 from resolvers.errors import ApiError
+from server import faults
 from server.deprecation import deprecated_fields
 
 log = logging.getLogger("tollgate.graphql")
-
-PRE_EXECUTION_CODES = {
-    "GRAPHQL_PARSE_FAILED",
-    "GRAPHQL_VALIDATION_FAILED",
-    "BAD_USER_INPUT",
-    "BAD_REQUEST",
-}
 
 
 class OperationRefused(Exception):
@@ -100,10 +94,6 @@ class Charge:
     decision: MultiDecision | None = None
     keys: list[tuple[str, BucketPolicy]] = field(default_factory=list)
     limiter_error: bool = False
-
-
-def graphql_error(error: GuardError) -> dict[str, Any]:
-    return error.to_graphql()
 
 
 def format_pre_execution(errors: list[GraphQLError], code: str) -> list[dict[str, Any]]:
@@ -171,7 +161,7 @@ class GraphQLPipeline:
             document = parse(text, self.limits)
             stats = inspect(document, operation_name, self.limits)
         except GuardError as error:
-            raise OperationRefused([graphql_error(error)], status=error.http_status) from None
+            raise OperationRefused([error.to_graphql()], status=error.http_status) from None
         rules = self._rules_all if may_introspect else self._rules_no_introspection
         errors = validate(
             self.schema, document, rules, max_errors=20, hide_suggestions=not may_introspect
@@ -234,7 +224,7 @@ class GraphQLPipeline:
                 limit=limit.value,
             )
             if limit.mode is Mode.ENFORCE:
-                raise OperationRefused([graphql_error(error)], status=400)
+                raise OperationRefused([error.to_graphql()], status=400)
             measured.append(error)
         return estimate, measured
 
@@ -393,6 +383,10 @@ def format_execution_errors(
     for error in errors:
         original = error.original_error
         item: dict[str, Any] = dict(error.formatted)
+        outage = faults.unavailable_item(original, item)
+        if outage is not None:
+            formatted.append(outage)
+            continue
         extensions = dict(item.get("extensions") or {})
         if (
             isinstance(original, ApiError)
