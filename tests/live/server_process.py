@@ -1,19 +1,13 @@
-"""A `python -m server serve` process with extra arguments (TLS) for transport tests."""
+"""Test certificates and a migrated database for the transport tests."""
 
 from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
-import socket
 import ssl
-import subprocess
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -22,12 +16,6 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from database import migrate
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def migrated_sqlite(tmp: Path) -> str:
@@ -113,62 +101,3 @@ def make_certificates(tmp: Path) -> Certificates:
         )
     )
     return paths
-
-
-class ServeProcess:
-    """`python -m server serve` on a free 127.0.0.1 port, with ``args``; stopped by ``stop``."""
-
-    def __init__(
-        self,
-        env: dict[str, str],
-        tmp: Path,
-        args: tuple[str, ...] = (),
-        tls: Certificates | None = None,
-    ) -> None:
-        self.port = free_port()
-        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
-        self.verify: ssl.SSLContext | bool = tls.client_context() if tls else True
-        # Only what the test configures: no TOLLGATE_* leaking in from the environment.
-        inherited = {k: v for k, v in os.environ.items() if not k.startswith("TOLLGATE_")}
-        self.log_path = tmp / f"server-{self.port}.log"
-        self.log = self.log_path.open("w")
-        command = [sys.executable, "-m", "server", "serve", "--port", str(self.port)]
-        if tls:
-            command += ["--ssl-certfile", str(tls.cert), "--ssl-keyfile", str(tls.key)]
-        self.process = subprocess.Popen(
-            [*command, *args],
-            cwd=ROOT,
-            env={
-                **inherited,
-                **env,
-                "TOLLGATE_HOST": "127.0.0.1",
-                "TOLLGATE_LOG_LEVEL": "WARNING",
-            },
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                response = httpx.get(f"{self.url}/healthz", timeout=1, verify=self.verify)
-                if response.status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-            if self.process.poll() is not None:
-                break
-        self.stop()
-        raise RuntimeError(f"server did not start: {self.log_path.read_text()[-2000:]}")
-
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, verify=self.verify, timeout=10)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        self.log.close()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -22,30 +24,46 @@ def free_port() -> int:
 
 
 class Server:
-    """A real `python -m server serve` process on its own port, stopped by `stop()`."""
+    """A real `python -m server serve` process on its own port, stopped by `stop()`.
 
-    def __init__(self, env: dict[str, str], tmp: Path) -> None:
+    Only what the test configures reaches it: no ``TOLLGATE_*`` variable leaks in from the
+    environment. ``tls`` (an object with ``cert``, ``key`` and ``client_context()``) serves
+    HTTPS; ``args`` are extra ``serve`` arguments.
+    """
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        tmp: Path,
+        args: tuple[str, ...] = (),
+        tls: Any = None,
+    ) -> None:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+        self.verify: ssl.SSLContext | bool = tls.client_context() if tls else True
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("TOLLGATE_")}
         self.env = {
-            **os.environ,
+            **inherited,
             **env,
+            "TOLLGATE_HOST": "127.0.0.1",
             "TOLLGATE_PORT": str(self.port),
             "TOLLGATE_LOG_LEVEL": "WARNING",
         }
         self.log_path = tmp / f"server-{self.port}.log"
         self.log = self.log_path.open("w")
+        command = [PY, "-m", "server", "serve", "--port", str(self.port)]
+        if tls:
+            command += ["--ssl-certfile", str(tls.cert), "--ssl-keyfile", str(tls.key)]
         self.process = subprocess.Popen(
-            [PY, "-m", "server", "serve", "--port", str(self.port)],
-            cwd=ROOT,
-            env=self.env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
+            [*command, *args], cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                if (
+                    httpx.get(f"{self.url}/healthz", timeout=1, verify=self.verify).status_code
+                    == 200
+                ):
                     return
             except httpx.HTTPError:
                 time.sleep(0.2)
@@ -53,6 +71,9 @@ class Server:
                 break
         self.stop()
         raise RuntimeError(f"server did not start: {self.log_path.read_text()[-2000:]}")
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, verify=self.verify, timeout=10)
 
     def cli(self, *args: str) -> str:
         return subprocess.run(

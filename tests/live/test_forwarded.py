@@ -8,7 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.live.server_process import ServeProcess, migrated_sqlite
+from tests.live.server_process import migrated_sqlite
+from tests.live.servers import Server
 
 pytestmark = pytest.mark.slow
 CAPACITY = 10
@@ -32,15 +33,15 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture
-def untrusting(database_url: str, tmp_path: Path) -> Iterator[ServeProcess]:
-    server = ServeProcess(_env(database_url), tmp_path)
+def untrusting(database_url: str, tmp_path: Path) -> Iterator[Server]:
+    server = Server(_env(database_url), tmp_path)
     yield server
     server.stop()
 
 
 @pytest.fixture
-def trusting(database_url: str, tmp_path: Path) -> Iterator[ServeProcess]:
-    server = ServeProcess(_env(database_url, TOLLGATE_TRUSTED_PROXIES="127.0.0.1"), tmp_path)
+def trusting(database_url: str, tmp_path: Path) -> Iterator[Server]:
+    server = Server(_env(database_url, TOLLGATE_TRUSTED_PROXIES="127.0.0.1"), tmp_path)
     yield server
     server.stop()
 
@@ -56,7 +57,7 @@ def _remaining(http: httpx.Client, forwarded_for: str | None) -> int:
 
 
 def test_spoofed_forwarded_for_draws_on_the_same_bucket_without_trusted_proxies(
-    untrusting: ServeProcess,
+    untrusting: Server,
 ) -> None:
     with untrusting.client() as http:
         first = _remaining(http, "203.0.113.1")
@@ -67,7 +68,7 @@ def test_spoofed_forwarded_for_draws_on_the_same_bucket_without_trusted_proxies(
 
 
 def test_forwarded_for_from_a_trusted_proxy_keys_each_client_apart(
-    trusting: ServeProcess,
+    trusting: Server,
 ) -> None:
     with trusting.client() as http:
         first = _remaining(http, "203.0.113.1")
@@ -78,7 +79,7 @@ def test_forwarded_for_from_a_trusted_proxy_keys_each_client_apart(
     assert again == CAPACITY - 2
 
 
-def test_a_trusted_tls_terminating_proxy_gets_hsts(trusting: ServeProcess) -> None:
+def test_a_trusted_tls_terminating_proxy_gets_hsts(trusting: Server) -> None:
     with trusting.client() as http:
         behind_tls = http.get("/healthz", headers={"X-Forwarded-Proto": "https"})
         plain = http.get("/healthz")

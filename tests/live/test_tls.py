@@ -14,10 +14,10 @@ import pytest
 from server.cli import tls_context
 from tests.live.server_process import (
     Certificates,
-    ServeProcess,
     make_certificates,
     migrated_sqlite,
 )
+from tests.live.servers import Server
 
 pytestmark = pytest.mark.slow
 HSTS = "max-age=31536000; includeSubDomains"
@@ -36,8 +36,8 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="module")
 def https_server(
     certificates: Certificates, database_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ServeProcess]:
-    server = ServeProcess(
+) -> Iterator[Server]:
+    server = Server(
         {"TOLLGATE_DATABASE_URL": database_url},
         tmp_path_factory.mktemp("tls-logs"),
         tls=certificates,
@@ -46,7 +46,7 @@ def https_server(
     server.stop()
 
 
-def _handshake(server: ServeProcess, context: ssl.SSLContext) -> str | None:
+def _handshake(server: Server, context: ssl.SSLContext) -> str | None:
     """Complete a TLS handshake with the server and return the negotiated version."""
     with (
         socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw,
@@ -65,7 +65,7 @@ def _client(certificates: Certificates, maximum: ssl.TLSVersion) -> ssl.SSLConte
     return context
 
 
-def test_healthz_works_over_https_with_hsts(https_server: ServeProcess) -> None:
+def test_healthz_works_over_https_with_hsts(https_server: Server) -> None:
     with https_server.client() as http:
         response = http.get("/healthz")
         assert response.status_code == 200
@@ -76,7 +76,7 @@ def test_healthz_works_over_https_with_hsts(https_server: ServeProcess) -> None:
         assert graphql.headers["strict-transport-security"] == HSTS
 
 
-def test_the_certificate_is_verified(https_server: ServeProcess) -> None:
+def test_the_certificate_is_verified(https_server: Server) -> None:
     untrusting = ssl.create_default_context()  # system CAs only: our test CA is unknown
     with pytest.raises(ssl.SSLCertVerificationError):
         _handshake(https_server, untrusting)
@@ -84,7 +84,7 @@ def test_the_certificate_is_verified(https_server: ServeProcess) -> None:
 
 @pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning")
 def test_tls_1_2_and_1_3_clients_are_served(
-    https_server: ServeProcess, certificates: Certificates
+    https_server: Server, certificates: Certificates
 ) -> None:
     assert _handshake(https_server, certificates.client_context()) == "TLSv1.3"
     assert _handshake(https_server, _client(certificates, ssl.TLSVersion.TLSv1_2)) == "TLSv1.2"
@@ -119,7 +119,7 @@ def _permissive_handshake(certificates: Certificates, context: ssl.SSLContext) -
 @pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning")
 @pytest.mark.parametrize("maximum", ["TLSv1_1", "TLSv1"])
 def test_clients_capped_below_tls_1_2_are_refused(
-    https_server: ServeProcess, certificates: Certificates, maximum: str
+    https_server: Server, certificates: Certificates, maximum: str
 ) -> None:
     client = _client(certificates, ssl.TLSVersion[maximum])
     # Control: this client really speaks the old protocol to a server that allows it...
@@ -142,7 +142,7 @@ def test_tls_context_sets_tls_1_2_as_the_floor() -> None:
 def test_plain_http_sends_no_hsts_even_with_a_spoofed_forwarded_proto(
     database_url: str, tmp_path: Path
 ) -> None:
-    server = ServeProcess({"TOLLGATE_DATABASE_URL": database_url}, tmp_path)
+    server = Server({"TOLLGATE_DATABASE_URL": database_url}, tmp_path)
     try:
         with server.client() as http:
             plain = http.get("/healthz")
