@@ -7,9 +7,9 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
+import jwt
 import pytest
 
 from auth import Role
@@ -45,23 +45,18 @@ def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server.stop()
 
 
-def _token(subject: str) -> str:
-    acme = subject  # the bucket key is the subject; tenant must be a real tenant id
-    del acme
-    settings = Settings()
+def _fresh_subject_token(tenant_id: uuid.UUID) -> str:
+    """A token for a new subject, so the test starts from a full bucket."""
     return mint_token(
-        settings.jwt(), subject=subject, tenant_id=_acme_id(), role=Role.STAFF, ttl_seconds=600
+        Settings().jwt(),
+        subject=str(uuid.uuid4()),
+        tenant_id=tenant_id,
+        role=Role.STAFF,
+        ttl_seconds=600,
     )
 
 
-def _acme_id() -> uuid.UUID:
-    return _ACME[0]
-
-
-_ACME: list[uuid.UUID] = []
-
-
-async def test_the_budget_is_global_across_workers(two_workers: Server, tmp_path: Path) -> None:
+async def test_the_budget_is_global_across_workers(two_workers: Server) -> None:
     staff = two_workers.cli("token", "--tenant", "acme", "--role", "staff")
     async with httpx.AsyncClient(base_url=two_workers.url, timeout=10) as http:
         viewer = await http.post(
@@ -70,13 +65,10 @@ async def test_the_budget_is_global_across_workers(two_workers: Server, tmp_path
             headers={"Authorization": f"Bearer {staff}"},
         )
         assert viewer.status_code == 200
-        import jwt
-
-        _ACME.append(uuid.UUID(jwt.decode(staff, options={"verify_signature": False})["tenant"]))
-        token = _token(str(uuid.uuid4()))
+        acme = uuid.UUID(jwt.decode(staff, options={"verify_signature": False})["tenant"])
+        token = _fresh_subject_token(acme)
         headers = {"Authorization": f"Bearer {token}"}
         admitted, refused, statuses = 0, 0, set()
-        pids: set[str] = set()
         started = time.monotonic()
         deadline = started + 6.0
 
@@ -113,4 +105,3 @@ async def test_the_budget_is_global_across_workers(two_workers: Server, tmp_path
             )
         )
         assert total >= admitted / 11, "metrics must sum every worker's operations"
-        del pids
