@@ -394,23 +394,9 @@ class CostModel:
         self._possible: dict[str, list[GraphQLObjectType]] = {}
 
     @classmethod
-    def from_schema(
-        cls,
-        schema: GraphQLSchema,
-        *,
-        default_list_size: int = 10,
-        max_page_size: int = 100,
-        mutation_weight: int = 10,
-        introspection_weight: int = 0,
-    ) -> CostModel:
+    def from_schema(cls, schema: GraphQLSchema, **options: Any) -> CostModel:
         """Build the model for ``schema`` (directives read from AST nodes or extensions)."""
-        return cls(
-            schema,
-            default_list_size=default_list_size,
-            max_page_size=max_page_size,
-            mutation_weight=mutation_weight,
-            introspection_weight=introspection_weight,
-        )
+        return cls(schema, **options)
 
     @classmethod
     def from_sdl(cls, sdl: str, **options: Any) -> CostModel:

@@ -22,7 +22,6 @@ from graphql import (
     GraphQLSchema,
     OperationDefinitionNode,
     OperationType,
-    build_schema,
     execute,
     specified_rules,
     validate,
@@ -123,9 +122,7 @@ class GraphQLPipeline:
     ) -> None:
         self.schema = schema
         self.limits = limits
-        self.cost_model = CostModel.from_schema(
-            build_schema(sdl), max_page_size=limits.max_page_size
-        )
+        self.cost_model = CostModel.from_sdl(sdl, max_page_size=limits.max_page_size)
         self.cache: LRUCache = LRUCache(cache_size)
         self.limiter = limiter
         self.fail_open = fail_open
