@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,9 @@ def register(sub: Any) -> None:
         "--requested-by", required=True, help="who asked (logged; e.g. a ticket or operator)"
     )
     erase.set_defaults(fn=cmd_privacy_erase)
+
+
+Action = Callable[[Any, uuid.UUID, uuid.UUID], Awaitable[Any]]
 
 
 def _prepare(settings: Settings) -> None:
@@ -67,10 +71,9 @@ def _write_private(path: str, text: str) -> None:
         out.write(text)
 
 
-def cmd_privacy_export(args: argparse.Namespace) -> int:
-    """Export everything held about ``--user`` of ``--tenant`` as JSON (stdout or ``--out``)."""
+def _for_user(args: argparse.Namespace, action: Action) -> dict[str, Any] | str:
+    """Run ``action(engine, tenant id, user id)`` for ``--tenant``/``--user``; a str says why not."""
     from database.engine import make_engine
-    from resolvers.privacy import dumps, export_user
 
     settings = Settings()
     _prepare(settings)
@@ -81,17 +84,24 @@ def cmd_privacy_export(args: argparse.Namespace) -> int:
             target = await _target(engine, args.tenant, args.user)
             if isinstance(target, str):
                 return target
-            tenant_id, user_id = target
-            document = await export_user(
-                engine, tenant_id, user_id, requested_by=args.requested_by, via="cli"
-            )
-            return (
-                f"no user {args.user!r} in tenant {args.tenant!r}" if document is None else document
-            )
+            found = await action(engine, *target)
+            return f"no user {args.user!r} in tenant {args.tenant!r}" if found is None else found
         finally:
             await engine.dispose()
 
-    result = asyncio.run(run())
+    return asyncio.run(run())
+
+
+def cmd_privacy_export(args: argparse.Namespace) -> int:
+    """Export everything held about ``--user`` of ``--tenant`` as JSON (stdout or ``--out``)."""
+    from resolvers.privacy import dumps, export_user
+
+    async def export(engine: Any, tenant_id: uuid.UUID, user_id: uuid.UUID) -> Any:
+        return await export_user(
+            engine, tenant_id, user_id, requested_by=args.requested_by, via="cli"
+        )
+
+    result = _for_user(args, export)
     if isinstance(result, str):
         print(result, file=sys.stderr)
         return EXIT_NOT_FOUND
@@ -106,37 +116,26 @@ def cmd_privacy_export(args: argparse.Namespace) -> int:
 
 def cmd_privacy_erase(args: argparse.Namespace) -> int:
     """Anonymise ``--user`` of ``--tenant``; prints the counts as JSON (all 0 on a repeat)."""
-    from database.engine import make_engine
     from resolvers.privacy import erase_user
 
     if not args.requested_by.strip():
         print("--requested-by must name who asked", file=sys.stderr)
         return EXIT_USAGE
-    settings = Settings()
-    _prepare(settings)
 
-    async def run() -> dict[str, Any] | str:
-        engine = make_engine(settings.database_url)
-        try:
-            target = await _target(engine, args.tenant, args.user)
-            if isinstance(target, str):
-                return target
-            tenant_id, user_id = target
-            report = await erase_user(
-                engine, tenant_id, user_id, requested_by=args.requested_by, via="cli"
-            )
-            if report is None:
-                return f"no user {args.user!r} in tenant {args.tenant!r}"
-            return {
-                "tenant": str(tenant_id),
-                "userId": str(user_id),
-                "erased": report.changed,
-                "counts": report.as_dict(),
-            }
-        finally:
-            await engine.dispose()
+    async def erase(engine: Any, tenant_id: uuid.UUID, user_id: uuid.UUID) -> Any:
+        report = await erase_user(
+            engine, tenant_id, user_id, requested_by=args.requested_by, via="cli"
+        )
+        if report is None:
+            return None
+        return {
+            "tenant": str(tenant_id),
+            "userId": str(user_id),
+            "erased": report.changed,
+            "counts": report.as_dict(),
+        }
 
-    result = asyncio.run(run())
+    result = _for_user(args, erase)
     if isinstance(result, str):
         print(result, file=sys.stderr)
         return EXIT_NOT_FOUND
