@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from aiodataloader import DataLoader
@@ -46,6 +46,10 @@ class _TenantLoader(DataLoader):  # type: ignore[misc]
         shared future and the other branch would receive CancelledError.
         """
         return asyncio.shield(super().load(key))
+
+    def load_many(self, keys: Iterable[Any]) -> Any:
+        """Values for ``keys`` in order: one shield for the whole list, as ``load`` explains."""
+        return asyncio.shield(asyncio.gather(*[DataLoader.load(self, key) for key in keys]))
 
     def tenant(self, table: Table) -> ColumnElement[bool]:
         return table.c.tenant_id == self.db.tenant_id

@@ -91,6 +91,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         limiter=limiter,
         fail_open=settings.ratelimit_fail_open,
         execution_timeout=settings.execution_timeout_ms / 1000,
+        fast_executor=settings.fast_executor,
     )
     registry = Registry(
         SQLStore(engine),

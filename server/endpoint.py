@@ -477,7 +477,9 @@ class GraphQLEndpoint:
         try:
             document = _only_rate_limit(prepared) if dry_run else None
             with timing.measure("exec"), self.tracer.phase("graphql.execute"):
-                result = await self.pipeline.execute(prepared, params.variables, context, document)
+                result = await self.pipeline.execute(
+                    prepared, params.variables, context, document, coerced
+                )
         finally:
             await db.close()
         actual = 0 if dry_run else prepared.plan.actual(result.data, params.variables or {})

@@ -44,10 +44,14 @@ from guards.ratelimit import (
 )
 from resolvers.context import RateLimitInfo
 from resolvers.errors import ApiError
+from schema.bindings import BINDINGS
+from schema.executor import FastExecutor
 from server import faults
 from server.deprecation import deprecated_fields
 
 log = logging.getLogger("tollgate.graphql")
+
+UNPLANNED: Any = object()
 
 
 class OperationRefused(Exception):
@@ -82,6 +86,10 @@ class PreparedDocument:
     plan: CostPlan
     measured: list[GuardError] = field(default_factory=list)
     deprecated: tuple[str, ...] = ()
+    # The batched executor's plan: None when graphql-core must run the operation, UNPLANNED
+    # until first asked; documents with @skip/@include are planned per request (conditional).
+    fast_plan: Any = UNPLANNED
+    conditional: bool = False
 
 
 @dataclass(slots=True)
@@ -119,8 +127,10 @@ class GraphQLPipeline:
         fail_open: bool,
         cache_size: int = 1000,
         execution_timeout: float = 10.0,
+        fast_executor: bool = True,
     ) -> None:
         self.schema = schema
+        self.fast = FastExecutor(schema, BINDINGS) if fast_executor else None
         self.limits = limits
         self.cost_model = CostModel.from_sdl(sdl, max_page_size=limits.max_page_size)
         self.cache: LRUCache = LRUCache(cache_size)
@@ -184,6 +194,7 @@ class GraphQLPipeline:
             plan=plan,
             measured=list(getattr(stats, "measured", []) or []),
             deprecated=tuple(deprecated_fields(self.schema, document, operation_name)),
+            conditional=FastExecutor.conditional(document),
         )
 
     def coerce_variables(
@@ -327,10 +338,25 @@ class GraphQLPipeline:
         variables: dict[str, Any] | None,
         context: Any,
         document: DocumentNode | None = None,
+        coerced: dict[str, Any] | None = None,
     ) -> ExecutionResult:
-        """Execute under the deadline; TIMEOUT when it passes."""
+        """Execute under the deadline; TIMEOUT when it passes.
+
+        With ``coerced`` variables, an operation the batched executor covers runs there
+        (``schema.executor``); everything else, and any substitute ``document``, runs in
+        graphql-core.
+        """
         started = time.perf_counter()
+        plan = None
+        if document is None and coerced is not None and self.fast is not None:
+            plan = self._plan(prepared, coerced)
         try:
+            if plan is not None:
+                data, errors = await asyncio.wait_for(
+                    self.fast.run(plan, context, coerced),  # type: ignore[union-attr,arg-type]
+                    self.execution_timeout,
+                )
+                return ExecutionResult(data=data, errors=errors or None)
             result = execute(
                 self.schema,
                 document or prepared.document,
@@ -369,6 +395,14 @@ class GraphQLPipeline:
                 ],
             )
         return result  # type: ignore[return-value]
+
+    def _plan(self, prepared: PreparedDocument, coerced: dict[str, Any]) -> Any:
+        assert self.fast is not None
+        if prepared.conditional:
+            return self.fast.plan(prepared.document, prepared.operation, coerced)
+        if prepared.fast_plan is UNPLANNED:
+            prepared.fast_plan = self.fast.plan(prepared.document, prepared.operation, coerced)
+        return prepared.fast_plan
 
 
 def format_execution_errors(

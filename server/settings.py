@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = 1_000_000
     execution_timeout_ms: int = 10_000
+    # Run the queries the batched executor covers there (schema/executor.py); false sends
+    # every operation through graphql-core's generic executor.
+    fast_executor: bool = True
     batching: bool = False
 
     # Operation limits: value and mode (enforce | measure | off) per limit; see docs/limits.md.
