@@ -235,7 +235,8 @@ BINDINGS: dict[str, dict[str, Any]] = {
         "inStock": Leaf(lambda row: row.stock > 0),
         "price": _money("price"),
         "unitCost": Child(
-            lambda row: None if row.unit_cost is None else (row.unit_cost, row.currency)
+            lambda row: None if row.unit_cost is None else (row.unit_cost, row.currency),
+            guard=lambda ctx, row: policy.can_read_unit_cost(ctx.principal),
         ),
         "averageRating": _by_id("average_rating", attrgetter("id")),
         "reviews": _per_source(_product_reviews),

@@ -76,9 +76,11 @@ class Leaf:
 
 @dataclass(frozen=True, slots=True)
 class Child:
-    """An object (or a list of objects) derived from the source without I/O."""
+    """An object (or a list of objects) derived from the source without I/O; ``guard`` as
+    for :class:`Leaf`."""
 
     read: Callable[[Any], Any]
+    guard: Callable[[Any, Any], bool] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,7 +305,7 @@ class _Compiler:
                     raise Unsupported(f"{runtime.name}.{name}: leaf bound as an object")
             elif isinstance(output, GraphQLObjectType):
                 if isinstance(binding, Child):
-                    plan.kind, plan.read = _CHILD, binding.read
+                    plan.kind, plan.read, plan.guard = _CHILD, binding.read, binding.guard
                 elif isinstance(binding, Batch):
                     plan.kind, plan.load = _BATCH, binding.load
                 else:
@@ -425,9 +427,12 @@ class _Run:
         count = len(sources)
         values: Sequence[Any]
         if field.kind == _CHILD:
-            read = field.read
+            read, guard, context = field.read, field.guard, self.context
             values = []
             for source in sources:
+                if guard is not None and not guard(context, source):
+                    values.append(_Forbidden())
+                    continue
                 try:
                     values.append(read(source))  # type: ignore[misc]
                 except Exception as error:
