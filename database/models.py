@@ -69,7 +69,7 @@ class User(Base):
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
-    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"), index=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"))
     name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(320))
     role: Mapped[str] = mapped_column(String(16))
@@ -86,7 +86,7 @@ class Product(Base):
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
-    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"), index=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"))
     sku: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str | None] = mapped_column(Text)
@@ -107,10 +107,11 @@ class Order(Base):
         ),
         Index("ix_orders_tenant_created", "tenant_id", "created_at", "id"),
         Index("ix_orders_customer_created", "customer_id", "created_at", "id"),
+        Index("ix_orders_tenant_customer", "tenant_id", "customer_id", "created_at", "id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
-    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"), index=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"))
     number: Mapped[str] = mapped_column(String(32))
     customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
     status: Mapped[str] = mapped_column(String(16))
@@ -128,10 +129,11 @@ class OrderItem(Base):
     __table_args__ = (
         CheckConstraint("quantity > 0", name="quantity_positive"),
         Index("ix_order_items_order", "order_id", "position"),
+        Index("ix_order_items_tenant_order", "tenant_id", "order_id", "position"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
-    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"), index=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"))
     order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id"))
     product_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("products.id"), index=True)
     position: Mapped[int] = mapped_column(Integer)
@@ -146,10 +148,12 @@ class Review(Base):
         CheckConstraint("rating between 1 and 5", name="rating_range"),
         Index("ix_reviews_product_created", "product_id", "created_at", "id"),
         Index("ix_reviews_author_created", "author_id", "created_at", "id"),
+        Index("ix_reviews_tenant_product", "tenant_id", "product_id", "created_at", "id"),
+        Index("ix_reviews_tenant_author", "tenant_id", "author_id", "created_at", "id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
-    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"), index=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"))
     product_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("products.id"))
     author_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
     rating: Mapped[int] = mapped_column(Integer)
