@@ -11,6 +11,8 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from database.sqlite_driver import async_creator
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 TENANT_SETTING = "app.tenant_id"
 
@@ -67,12 +69,14 @@ def _sqlite_on_begin(conn: Connection) -> None:
 def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
     """Create an async engine for a SQLite or PostgreSQL URL (sync schemes are normalised).
 
-    SQLite connections get WAL, ``foreign_keys=ON`` and a busy timeout; transactions opened
+    SQLite connections are aiosqlite's, with cursors that run a statement in one thread hop
+    (``database.sqlite_driver``); they get WAL, ``foreign_keys=ON`` and a busy timeout; transactions opened
     by :func:`tenant_transaction` with ``write=True`` begin with ``BEGIN IMMEDIATE``.
     """
     parsed = normalize_url(url)
     kwargs: dict[str, Any] = {"echo": echo}
     if parsed.get_backend_name() == "sqlite":
+        kwargs["async_creator"] = async_creator(parsed)  # one thread hop per statement
         if not _is_memory_sqlite(parsed):
             kwargs.update(pool_size=pool_size, max_overflow=pool_size)
         engine = create_async_engine(parsed, **kwargs)

@@ -737,35 +737,3 @@ def test_fast_segment_decoder_matches_pyjwt() -> None:
         except jwt.DecodeError:
             got = None
         assert got == expected, seg
-
-
-def _mean_seconds(fn: Callable[[], object], n: int) -> float:
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        for _ in range(n):
-            fn()
-        best = min(best, (time.perf_counter() - start) / n)
-    return best
-
-
-def test_hs256_verification_is_fast(hs_verifier: TokenVerifier) -> None:
-    token = mint_token(HS, subject=str(USER), tenant_id=TENANT, role=Role.ADMIN)
-    ours = _mean_seconds(lambda: hs_verifier.verify(token), 1000)
-
-    def plain() -> object:
-        return jwt.decode(
-            token,
-            SECRET,
-            algorithms=["HS256"],
-            audience="tollgate-api",
-            issuer="tollgate",
-            leeway=30,
-            options={"require": list(REQUIRED_CLAIMS)},
-        )
-
-    baseline = _mean_seconds(plain, 1000)
-    # Tens of microseconds on a normal machine; the bound is loose for slow, shared CI boxes.
-    assert ours < 1e-3, f"{ours * 1e6:.0f} us per token"
-    # Relative to PyJWT's own decode (which re-sniffs the key and loops per byte in Python).
-    assert ours < baseline * 0.8, f"ours {ours * 1e6:.0f} us vs PyJWT {baseline * 1e6:.0f} us"

@@ -122,8 +122,7 @@ def test_hostile_document_is_refused_fast_with_its_own_code(name: str) -> None:
         f" {elapsed * 1000:.1f} ms, peak {peak / 1e6:.1f} MB"
     )
     assert caught.value.code == code
-    # The target is < 50 ms; the bound is loose so slow CI machines do not flake.
-    assert elapsed < 0.5
+    # Time is measured and reported by bench/bench_cost.py (target < 50 ms), not asserted here.
     assert peak < 64e6
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
@@ -179,20 +178,6 @@ def test_no_endpoint_and_no_exporter_means_no_provider_and_no_ops() -> None:
         tracer.set_http_status(span, 500)
         tracer.set_error(span, "TIMEOUT")
     assert tracer.current_trace_id() is None
-
-
-def test_disabled_tracing_costs_next_to_nothing() -> None:
-    tracer = OperationTracer(None)
-    n = 20_000
-    start = time.perf_counter()
-    for _ in range(n):
-        with tracer.request_span("POST", "/graphql") as span:
-            with tracer.phase("graphql.parse"):
-                pass
-            tracer.set_operation(span, "X", "query", None)
-    per_request_us = (time.perf_counter() - start) / n * 1e6
-    # Measured ~0.5 us; the bound is loose for a shared, noisy CI machine.
-    assert per_request_us < 20
 
 
 class _Collector(BaseHTTPRequestHandler):
