@@ -28,10 +28,15 @@ from urllib.parse import urlsplit
 _RESULT_PREFIX = "BENCH_RESULT "
 
 # wrk calls done() once at the end; latency is in microseconds.
+# A body holding VARY is sent with it replaced by a request counter (fixed width, so the
+# length does not change): every request then carries a document the server has not seen.
+VARY = "@@VARY@@"
+
 _LUA_TEMPLATE = """\
 wrk.method = "POST"
 wrk.body = [==[{body}]==]
 {headers}
+{vary}
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
@@ -105,7 +110,19 @@ def lua_script(body: bytes, headers: Mapping[str, str]) -> str:
     lines = [
         f"wrk.headers[{json.dumps(name)}] = {json.dumps(value)}" for name, value in headers.items()
     ]
-    return _LUA_TEMPLATE.format(body=text, headers="\n".join(lines), prefix=_RESULT_PREFIX)
+    vary = ""
+    if VARY in text:
+        vary = (
+            "local sent = 0\n"
+            "request = function()\n"
+            "  sent = sent + 1\n"
+            f'  local body = wrk.body:gsub("{VARY}", string.format("%08d", sent))\n'
+            "  return wrk.format(nil, nil, nil, body)\n"
+            "end"
+        )
+    return _LUA_TEMPLATE.format(
+        body=text, headers="\n".join(lines), vary=vary, prefix=_RESULT_PREFIX
+    )
 
 
 def run_wrk(
@@ -214,10 +231,13 @@ async def _worker(
     failures: list[int],
 ) -> None:
     reader, writer = await asyncio.open_connection(host, port)
+    vary = VARY.encode() in request
+    sent = 0
     try:
         while time.perf_counter() < deadline:
             started = time.perf_counter()
-            writer.write(request)
+            sent += 1
+            writer.write(request.replace(VARY.encode(), b"%08d" % sent) if vary else request)
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), _TIMEOUT_S)
             match = _CONTENT_LENGTH.search(head)
             if match is None:  # the servers under test always send Content-Length
