@@ -37,7 +37,13 @@ from starlette.routing import Route
 
 from database.engine import make_engine, tenant_transaction
 from loaders.loaders import ORDER_ITEMS, ORDERS, PRODUCTS, REVIEWS, USERS
-from loaders.pages import PageArgs, count_statement, page_statement, per_parent_statement
+from loaders.pages import (
+    PageArgs,
+    count_statement,
+    page_statement,
+    per_parent_statement,
+    read_columns,
+)
 from resolvers.ids import encode_cursor, to_global_id
 from server.settings import DEMO_JWT_SECRET
 
@@ -82,12 +88,15 @@ async def orders_page(
     users = {
         row.id: row
         for row in await _all(
-            conn, select(USERS).where(USERS.c.tenant_id == tenant_id, USERS.c.id.in_(customer_ids))
+            conn,
+            select(*read_columns(USERS)).where(
+                USERS.c.tenant_id == tenant_id, USERS.c.id.in_(customer_ids)
+            ),
         )
     }
     item_rows = await _all(
         conn,
-        select(ORDER_ITEMS)
+        select(*read_columns(ORDER_ITEMS))
         .where(
             ORDER_ITEMS.c.tenant_id == tenant_id, ORDER_ITEMS.c.order_id.in_({o.id for o in orders})
         )
@@ -101,7 +110,7 @@ async def orders_page(
         row.id: row
         for row in await _all(
             conn,
-            select(PRODUCTS).where(
+            select(*read_columns(PRODUCTS)).where(
                 PRODUCTS.c.tenant_id == tenant_id, PRODUCTS.c.id.in_(product_ids)
             ),
         )
@@ -181,7 +190,10 @@ async def product_catalog(
     authors = {
         row.id: row
         for row in await _all(
-            conn, select(USERS).where(USERS.c.tenant_id == tenant_id, USERS.c.id.in_(author_ids))
+            conn,
+            select(*read_columns(USERS)).where(
+                USERS.c.tenant_id == tenant_id, USERS.c.id.in_(author_ids)
+            ),
         )
     }
     edges = []
@@ -218,7 +230,10 @@ async def viewer_profile(
 ) -> dict[str, Any]:
     """ViewerProfile: the user, then their 5 newest orders (2 statements)."""
     users = await _all(
-        conn, select(USERS).where(USERS.c.tenant_id == tenant_id, USERS.c.id.in_({user_id}))
+        conn,
+        select(*read_columns(USERS)).where(
+            USERS.c.tenant_id == tenant_id, USERS.c.id.in_({user_id})
+        ),
     )
     user = users[0]
     args = PageArgs(first=5)

@@ -13,7 +13,14 @@ from sqlalchemy import ColumnElement, Table, func, select
 from sqlalchemy.engine import Row
 
 from database import models
-from loaders.pages import Page, PageArgs, count_statement, per_parent_statement, to_page
+from loaders.pages import (
+    Page,
+    PageArgs,
+    count_statement,
+    per_parent_statement,
+    read_columns,
+    to_page,
+)
 from loaders.session import RequestDb
 
 TENANTS: Table = models.Tenant.__table__  # type: ignore[assignment]
@@ -61,7 +68,9 @@ class _ByIdLoader(_TenantLoader):
     async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[Row[Any] | None]:
         self.on_batch(type(self).__name__, len(keys))
         rows = await self.db.rows(
-            select(self.table).where(self.tenant(self.table), self.table.c.id.in_(set(keys)))
+            select(*read_columns(self.table)).where(
+                self.tenant(self.table), self.table.c.id.in_(set(keys))
+            )
         )
         by_id = {row.id: row for row in rows}
         return [by_id.get(key) for key in keys]
@@ -87,7 +96,7 @@ class OrderItemsByOrderIdLoader(_TenantLoader):
     async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[list[Row[Any]]]:
         self.on_batch(type(self).__name__, len(keys))
         rows = await self.db.rows(
-            select(ORDER_ITEMS)
+            select(*read_columns(ORDER_ITEMS))
             .where(self.tenant(ORDER_ITEMS), ORDER_ITEMS.c.order_id.in_(set(keys)))
             .order_by(ORDER_ITEMS.c.order_id, ORDER_ITEMS.c.position)
         )
