@@ -18,6 +18,8 @@ unregistered, and are ignored in allowlist mode.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
 import logging
 import time
@@ -116,9 +118,11 @@ class Diff:
 class Registry:
     """Resolves persisted ids and texts under a mode, and registers, lists, diffs, retires.
 
-    The hot path is a dict look-up: resolved list documents (and short-lived misses) are
-    kept in a per-process map that is dropped whenever the store's version moves; the
-    version is read at most once per ``check_interval`` seconds.
+    The hot path is a dict look-up: resolved list documents and misses are kept in a
+    per-process map that is dropped whenever the store's version moves (every list change
+    bumps it). A running server reads the version in the background every
+    ``check_interval`` seconds (:meth:`start`), so no request waits for that read; without
+    the watcher (the CLI, tests) a request reads it when ``check_interval`` has passed.
 
     Args:
         store: durable source of truth of the lists.
@@ -129,7 +133,8 @@ class Registry:
         apq_enabled: whether APQ registration on miss is offered.
         check_interval: seconds between store version checks (< 1 s keeps the promise
             that every worker sees a change within a second).
-        negative_ttl: seconds a miss is remembered (< 1 s for the same reason).
+        negative_ttl: seconds a miss stays in the shared cache (the per-process map keeps
+            it until the version moves).
         cache_ttl: seconds a list document stays in the shared cache.
         apq_ttl: seconds an APQ document stays in the cache.
         local_size: bound of each per-process map.
@@ -166,12 +171,32 @@ class Registry:
         self._cache_ttl = cache_ttl
         self._apq_ttl = apq_ttl
         self._local_size = local_size
-        # (client, key) -> (Resolved or None for a miss, monotonic deadline of a miss)
-        self._local: dict[tuple[str, str], tuple[Resolved | None, float]] = {}
+        # (client, key) -> (Resolved or None for a miss,); dropped when the version moves
+        self._local: dict[tuple[str, str], tuple[Resolved | None]] = {}
         self._apq_local: dict[str, Resolved] = {}
         self._version = -1
         self._generation = 0
         self._next_check = 0.0
+        self._watcher: asyncio.Task[None] | None = None
+
+    # -- background version checks ------------------------------------------------------
+
+    def start(self) -> None:
+        """Check the store's version every ``check_interval`` seconds in the background."""
+        if self._watcher is None:
+            self._watcher = asyncio.create_task(self._watch(), name="pq-registry-version")
+
+    async def stop(self) -> None:
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+
+    async def _watch(self) -> None:
+        while True:
+            await self.refresh()
+            await asyncio.sleep(self._check_interval)
 
     # -- request path -------------------------------------------------------------------
 
@@ -186,7 +211,7 @@ class Registry:
             may_run_adhoc: whether this caller may run unregistered text in allowlist mode
                 (the ``graphql:adhoc`` scope).
         """
-        if time.monotonic() >= self._next_check:
+        if self._watcher is None and time.monotonic() >= self._next_check:
             await self.refresh()
         client = client_name or self.default_client
         document_id, text = pq.id, pq.query
@@ -277,7 +302,7 @@ class Registry:
 
     async def _find(self, client: str, key: str) -> Resolved | None:
         hit = self._local.get((client, key))
-        if hit is not None and (hit[0] is not None or hit[1] > time.monotonic()):
+        if hit is not None:
             return hit[0]
         generation = self._generation
         cache_key = f"doc:{self._version}:{client}:{key}"
@@ -297,7 +322,7 @@ class Registry:
         if generation == self._generation:
             if len(self._local) >= self._local_size:
                 self._local.pop(next(iter(self._local)))
-            self._local[(client, key)] = (resolved, time.monotonic() + self._negative_ttl)
+            self._local[(client, key)] = (resolved,)
         return resolved
 
     async def _lookup(self, client: str, key: str) -> StoredDocument | None:

@@ -138,9 +138,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        registry.start()  # the list version is watched off the request path
         try:
             yield {}
         finally:
+            await registry.stop()
             if limiter is not None:
                 await limiter.close()
             if redis_client is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from persisted_queries import (
@@ -496,10 +498,43 @@ async def test_cached_documents_resolve_without_store_io() -> None:
     assert (store.lookups, store.version_reads) == (lookups, versions)
 
 
-async def test_misses_are_remembered_briefly() -> None:
+async def test_misses_are_remembered_until_the_lists_change() -> None:
     store = CountingStore()
     registry = Registry(store, mode=Mode.ALLOWLIST, analyse=Pricer(), check_interval=60)
     for _ in range(50):
         with pytest.raises(PQError):
             await registry.resolve(apq(ADHOC_ID), client_name=None, may_run_adhoc=False)
     assert store.lookups == 1
+
+
+async def test_the_watcher_sees_another_workers_registration_within_a_second() -> None:
+    store = CountingStore()
+    worker = Registry(store, mode=Mode.ALLOWLIST, analyse=Pricer(), check_interval=0.2)
+    other = Registry(store, mode=Mode.ALLOWLIST, analyse=Pricer(), check_interval=0.2)
+    worker.start()
+    try:
+        await asyncio.sleep(0.05)  # the first version read
+        with pytest.raises(PQError):
+            await worker.resolve(apq(ORDERS_ID), client_name=None, may_run_adhoc=False)
+        reads = store.version_reads
+        for _ in range(100):  # requests never read the version themselves
+            with pytest.raises(PQError):
+                await worker.resolve(apq(ORDERS_ID), client_name=None, may_run_adhoc=False)
+        # Without the watcher each of them past check_interval would; at most one tick of
+        # the watcher (every 0.2 s) can fall inside this loop of dict look-ups.
+        assert store.version_reads - reads <= 1
+        await other.register(None, [ManifestEntry(ORDERS_ID, ORDERS)])
+        deadline = asyncio.get_running_loop().time() + 1.0
+        while True:
+            try:
+                resolved = await worker.resolve(
+                    apq(ORDERS_ID), client_name=None, may_run_adhoc=False
+                )
+                break
+            except PQError:
+                assert asyncio.get_running_loop().time() < deadline, "not seen within 1 s"
+                await asyncio.sleep(0.02)
+        assert resolved.text == ORDERS
+    finally:
+        await worker.stop()
+    assert worker._watcher is None
