@@ -38,6 +38,11 @@ class Conn:
     count: Callable[[], Awaitable[int]]
 
 
+def _columns(**fields: str) -> dict[str, Leaf]:
+    """Fields that are a column of their row: GraphQL name = column name."""
+    return {name: Leaf(attrgetter(column)) for name, column in fields.items()}
+
+
 def _gid(type_name: str) -> Leaf:
     return Leaf(lambda row: to_global_id(type_name, row.id))
 
@@ -214,9 +219,7 @@ BINDINGS: dict[str, dict[str, Any]] = {
     },
     "User": {
         "id": _gid("User"),
-        "name": Leaf(attrgetter("name")),
-        "role": Leaf(attrgetter("role")),
-        "createdAt": Leaf(attrgetter("created_at")),
+        **_columns(name="name", role="role", createdAt="created_at"),
         "email": Leaf(
             attrgetter("email"),
             guard=lambda ctx, row: policy.can_read_user_email(ctx.principal, row.id),
@@ -226,12 +229,14 @@ BINDINGS: dict[str, dict[str, Any]] = {
     },
     "Product": {
         "id": _gid("Product"),
-        "sku": Leaf(attrgetter("sku")),
-        "name": Leaf(attrgetter("name")),
-        "description": Leaf(attrgetter("description")),
-        "stock": Leaf(attrgetter("stock")),
-        "createdAt": Leaf(attrgetter("created_at")),
-        "version": Leaf(attrgetter("version")),
+        **_columns(
+            sku="sku",
+            name="name",
+            description="description",
+            stock="stock",
+            createdAt="created_at",
+            version="version",
+        ),
         "inStock": Leaf(lambda row: row.stock > 0),
         "price": _money("price"),
         "unitCost": Child(
@@ -243,13 +248,15 @@ BINDINGS: dict[str, dict[str, Any]] = {
     },
     "Order": {
         "id": _gid("Order"),
-        "number": Leaf(attrgetter("number")),
-        "status": Leaf(attrgetter("status")),
-        "currency": Leaf(attrgetter("currency")),
-        "note": Leaf(attrgetter("note")),
-        "createdAt": Leaf(attrgetter("created_at")),
-        "updatedAt": Leaf(attrgetter("updated_at")),
-        "version": Leaf(attrgetter("version")),
+        **_columns(
+            number="number",
+            status="status",
+            currency="currency",
+            note="note",
+            createdAt="created_at",
+            updatedAt="updated_at",
+            version="version",
+        ),
         "total": _money("total"),
         "internalNote": Leaf(
             attrgetter("internal_note"),
@@ -271,9 +278,7 @@ BINDINGS: dict[str, dict[str, Any]] = {
     },
     "Review": {
         "id": _gid("Review"),
-        "rating": Leaf(attrgetter("rating")),
-        "body": Leaf(attrgetter("body")),
-        "createdAt": Leaf(attrgetter("created_at")),
+        **_columns(rating="rating", body="body", createdAt="created_at"),
         "author": _by_id("user", attrgetter("author_id")),
         "product": _by_id("product", attrgetter("product_id")),
     },
@@ -289,12 +294,14 @@ BINDINGS: dict[str, dict[str, Any]] = {
         ),
     },
     "RateLimit": {
-        "limit": Leaf(attrgetter("limit")),
-        "cost": Leaf(attrgetter("cost")),
-        "remaining": Leaf(attrgetter("remaining")),
-        "restoreRate": Leaf(attrgetter("restore_rate")),
-        "resetAt": Leaf(attrgetter("reset_at")),
-        "nodeCount": Leaf(attrgetter("node_count")),
+        **_columns(
+            limit="limit",
+            cost="cost",
+            remaining="remaining",
+            restoreRate="restore_rate",
+            resetAt="reset_at",
+            nodeCount="node_count",
+        ),
     },
     **{f"{name}Connection": _connection() for name in ("User", "Product", "Order", "Review")},
     **{f"{name}Edge": _edge() for name in ("User", "Product", "Order", "Review")},

@@ -24,6 +24,7 @@ per request, since its shape depends on the variables.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -173,20 +174,34 @@ class OperationPlan:
     root: ObjectPlan
 
 
+_EXACT: dict[Any, type] = {
+    GraphQLString: str,
+    GraphQLID: str,
+    GraphQLInt: int,
+    GraphQLBoolean: bool,
+    GraphQLFloat: float,
+}
+
+
 def _fast_serializer(named: Any) -> Callable[[Any], Any]:
-    """The type's own serialize, skipped when the value already is its output form."""
+    """The type's own serialize, skipped where the answer is known without it: a built-in
+    scalar's value already of its output type, an enum's stored value (its name)."""
     serialize = named.serialize
-    exact: type | None = (
-        {
-            GraphQLString.name: str,
-            GraphQLID.name: str,
-            GraphQLInt.name: int,
-            GraphQLBoolean.name: bool,
-            GraphQLFloat.name: float,
-        }.get(named.name)
-        if named in (GraphQLString, GraphQLID, GraphQLInt, GraphQLBoolean, GraphQLFloat)
-        else None
-    )
+    if isinstance(named, GraphQLEnumType):
+        names: dict[Any, str] = {}
+        for name, value in named.values.items():
+            with contextlib.suppress(TypeError):  # unhashable values: serialize decides
+                names[value.value] = name
+
+        def enum(value: Any) -> Any:
+            try:
+                found = names.get(value)
+            except TypeError:
+                found = None
+            return serialize(value) if found is None else found
+
+        return enum
+    exact = _EXACT.get(named)
     if exact is None:
         return serialize  # type: ignore[no-any-return]
 
