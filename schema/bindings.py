@@ -60,11 +60,20 @@ def _root(fn: Callable[[RequestContext, dict[str, Any]], Awaitable[Any]]) -> Bat
     return Batch(load)
 
 
+def _settled(results: Sequence[Any]) -> list[Any]:
+    """``gather(..., return_exceptions=True)``'s results; a cancellation is re-raised, not
+    answered as a value (it is a BaseException, not a field error)."""
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, Exception):
+            raise result
+    return list(results)
+
+
 def _per_source(fn: Callable[[RequestContext, Any, dict[str, Any]], Awaitable[Any]]) -> Batch:
     """A field whose per-source calls batch in the loaders (they run in the same tick)."""
 
     async def load(ctx: Any, sources: Sequence[Any], args: dict[str, Any]) -> list[Any]:
-        return list(
+        return _settled(
             await asyncio.gather(*(fn(ctx, s, args) for s in sources), return_exceptions=True)
         )
 
@@ -186,7 +195,7 @@ async def _product_reviews(ctx: RequestContext, row: Any, args: dict[str, Any]) 
 
 
 async def _total_counts(ctx: Any, sources: Sequence[Conn], args: dict[str, Any]) -> list[Any]:
-    return list(await asyncio.gather(*(c.count() for c in sources), return_exceptions=True))
+    return _settled(await asyncio.gather(*(c.count() for c in sources), return_exceptions=True))
 
 
 def _money(amount: str, currency: str = "currency") -> Child:

@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from math import isfinite
 from typing import Any
 
 from graphql import (
@@ -110,6 +111,7 @@ class _Invalid:
 
 
 INVALID: Any = _Invalid()
+_FAILED: Any = _Invalid()  # a list field whose value was not iterable (error recorded)
 
 
 class Unsupported(Exception):
@@ -174,6 +176,7 @@ class OperationPlan:
     root: ObjectPlan
 
 
+_INT_BOUND = 2**31
 _EXACT: dict[Any, type] = {
     GraphQLString: str,
     GraphQLID: str,
@@ -204,6 +207,20 @@ def _fast_serializer(named: Any) -> Callable[[Any], Any]:
     exact = _EXACT.get(named)
     if exact is None:
         return serialize  # type: ignore[no-any-return]
+    if exact is int:  # GraphQL's Int is 32-bit: anything wider is the scalar's error
+
+        def int_(value: Any) -> Any:
+            if value.__class__ is int and -_INT_BOUND <= value < _INT_BOUND:
+                return value
+            return serialize(value)
+
+        return int_
+    if exact is float:  # and Float is finite
+
+        def float_(value: Any) -> Any:
+            return value if value.__class__ is float and isfinite(value) else serialize(value)
+
+        return float_
 
     def fast(value: Any) -> Any:
         return value if value.__class__ is exact else serialize(value)
@@ -404,35 +421,39 @@ class _Run:
         out: list[Any] = []
         for index, source in enumerate(sources):
             result: Any = {}
+            nulled = False
             for field in plan.fields:
                 kind = field.kind
                 if kind == _LEAF:
-                    if field.guard is not None and not field.guard(context, source):
-                        self.fail(_Forbidden(), field, paths[index])
+                    try:
+                        if field.guard is not None and not field.guard(context, source):
+                            raise _Forbidden()
+                        value = field.read(source)  # type: ignore[misc]
+                        if value is not None:
+                            value = field.serialize(value)  # type: ignore[misc]
+                    except Exception as error:
+                        self.fail(error, field, paths[index])
                         value = INVALID
                     else:
-                        try:
-                            value = field.read(source)  # type: ignore[misc]
-                            if value is not None:
-                                value = field.serialize(value)  # type: ignore[misc]
-                        except Exception as error:
-                            self.fail(error, field, paths[index])
+                        if value is None and field.non_null:
+                            self.null_error(field, paths[index])
                             value = INVALID
-                        else:
-                            if value is None and field.non_null:
-                                self.null_error(field, paths[index])
-                                value = INVALID
                 elif kind == _TYPENAME:
                     value = plan.type_name
                 else:
                     value = deferred[id(field)][index]
                 if value is INVALID:
                     if field.non_null:
-                        result = INVALID
-                        break
+                        # The object turns null. graphql-core stops at a field that failed
+                        # synchronously but has run the fields after one that awaited (their
+                        # errors reported): a batch stands for the awaiting kind.
+                        nulled = True
+                        if kind != _BATCH:
+                            break
+                        continue
                     value = None
                 result[field.key] = value
-            out.append(result)
+            out.append(INVALID if nulled else result)
         return out
 
     async def complete(
@@ -440,22 +461,25 @@ class _Run:
     ) -> list[Any]:
         """The completed value of ``field`` for every source (INVALID where it failed)."""
         count = len(sources)
-        values: Sequence[Any]
+        values: list[Any]
         if field.kind == _CHILD:
             read, guard, context = field.read, field.guard, self.context
             values = []
             for source in sources:
-                if guard is not None and not guard(context, source):
-                    values.append(_Forbidden())
-                    continue
                 try:
+                    if guard is not None and not guard(context, source):
+                        raise _Forbidden()
                     values.append(read(source))  # type: ignore[misc]
                 except Exception as error:
                     values.append(error)
         else:
             try:
-                values = await field.load(self.context, sources, self.arguments(field))
-            except Exception as error:
+                values = list(await field.load(self.context, sources, self.arguments(field)))
+                if len(values) != count:
+                    raise RuntimeError(
+                        f"{field.parent_name}.{field.name}: {len(values)} values for {count} objects"
+                    )
+            except Exception as error:  # every source fails with it
                 values = [error] * count
         key = field.key
         completed: list[Any] = [None] * count
@@ -489,6 +513,21 @@ class _Run:
                     self.null_error(field, path)
                     completed[index] = INVALID
             elif field.is_list:
+                if not isinstance(value, list):
+                    try:
+                        value = values[index] = list(value)  # iterated twice below
+                    except TypeError:
+                        self.fail(
+                            TypeError(
+                                "Expected Iterable, but did not find one for field"
+                                f" '{field.parent_name}.{field.name}'."
+                            ),
+                            field,
+                            path,
+                        )
+                        values[index] = value = _FAILED
+                        completed[index] = INVALID
+                        continue
                 base = (*path, key)
                 for position, item in enumerate(value):
                     if item is not None:
@@ -500,7 +539,7 @@ class _Run:
         objects = await self.objects(child, child_sources, child_paths) if child_sources else []
         taken = 0
         for index, value in enumerate(values):
-            if value is None or isinstance(value, Exception):
+            if value is None or value is _FAILED or isinstance(value, Exception):
                 continue
             if not field.is_list:
                 completed[index] = objects[taken]

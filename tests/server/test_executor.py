@@ -142,6 +142,11 @@ CORPUS: list[tuple[str, dict[str, Any] | None]] = [
         None,
     ),
     ("{ rateLimit { cost nodeCount } orders(first: 1) { totalCount } }", None),
+    # A failing relation nulls each order; the permission errors after it are still reported.
+    (
+        "{ orders(first: 2) { nodes { customer { orders(first: 0) { totalCount } } internalNote } } }",
+        None,
+    ),
     ("{ __typename }", None),
 ]
 
@@ -207,7 +212,18 @@ async def test_the_executor_takes_reads_and_leaves_the_rest(app: Any) -> None:
 # -- the engine alone, against graphql-core, over a schema built for its corner cases -----------
 
 SDL = """
-type Query { items: [Item!]!, maybe: [Item], one: Item, must: Item!, count: Int!, late: Int }
+type Query {
+  items: [Item!]!
+  maybe: [Item]
+  one: Item
+  must: Item!
+  count: Int!
+  late: Int
+  big: Int
+  huge: Float
+  notAList: [Item]
+  slow: Item!
+}
 type Item {
   id: ID!
   name: String
@@ -218,6 +234,7 @@ type Item {
   kids: [Item!]
   looseKids: [Item]
   tag: Color
+  slowChild: Item!
 }
 enum Color { RED GREEN }
 """
@@ -250,6 +267,10 @@ ROOT: dict[str, Any] = {
     "must": ITEMS[1],
     "count": 4,
     "late": None,
+    "big": 2**31,
+    "huge": float("inf"),
+    "notAList": 7,
+    "slow": None,
 }
 
 
@@ -262,7 +283,13 @@ def _generic_schema() -> Any:
         await asyncio.sleep(0)
         raise RuntimeError("late fails")
 
+    async def slow(obj: Any, info: Any) -> Any:
+        await asyncio.sleep(0)
+        return None
+
+    item.fields["slowChild"].resolve = slow  # type: ignore[union-attr]
     schema.query_type.fields["late"].resolve = late  # type: ignore[union-attr]
+    schema.query_type.fields["slow"].resolve = slow  # type: ignore[union-attr]
     return schema
 
 
@@ -277,16 +304,26 @@ def _bindings() -> dict[str, dict[str, Any]]:
     async def counts(ctx: Any, sources: Any, args: Any) -> list[Any]:
         return [ROOT["count"] for _ in sources]
 
+    async def slow(ctx: Any, sources: Any, args: Any) -> list[Any]:
+        await asyncio.sleep(0)
+        return [None for _ in sources]
+
     return {
         "Query": {
-            **{name: Child(itemgetter(name)) for name in ("items", "maybe", "one", "must")},
+            **{
+                name: Child(itemgetter(name))
+                for name in ("items", "maybe", "one", "must", "notAList")
+            },
+            **{name: Leaf(itemgetter(name)) for name in ("big", "huge")},
             "count": Batch(counts),
             "late": Batch(late),
+            "slow": Batch(slow),
         },
         "Item": {
             **{name: Leaf(get(name)) for name in ("id", "name", "required", "tag")},
             "fails": Leaf(_fails),
             **{name: Child(get(name)) for name in ("child", "mustChild", "kids", "looseKids")},
+            "slowChild": Batch(slow),
         },
     }
 
@@ -303,6 +340,11 @@ ENGINE_CASES = [
     "{ late one { id } }",
     "{ must { id required } count }",
     "{ maybe { ...F } } fragment F on Item { id ... on Item { name } n: name __typename }",
+    "{ big huge count }",  # Int is 32-bit, Float finite: the scalars' own errors
+    "{ notAList { id } one { id } }",  # a list field whose value is no list
+    "{ maybe { mustChild { id } fails } }",  # stops at a field that failed synchronously
+    "{ maybe { slowChild { id } fails } }",  # runs past one that awaited, reporting the rest
+    "{ slow { id } maybe { fails } }",
 ]
 
 
@@ -322,6 +364,24 @@ async def test_engine_matches_graphql_core_on_nulls_and_errors(query: str) -> No
         query,
         exact=expected.data is not None,
     )
+
+
+async def test_a_batch_answering_for_the_wrong_number_of_objects_is_a_located_error() -> None:
+    schema = _generic_schema()
+    bindings = _bindings()
+
+    async def short(ctx: Any, sources: Any, args: Any) -> list[Any]:
+        return []
+
+    bindings["Item"]["name"] = Batch(short)
+    document = parse("{ maybe { id name } }")
+    executor = FastExecutor(schema, bindings)
+    plan = executor.plan(document, document.definitions[0], {})  # type: ignore[arg-type]
+    assert plan is not None
+    data, errors = await executor.run(plan, None, {}, ROOT)
+    assert data == {"maybe": [{"id": "1", "name": None}, None, {"id": "2", "name": None}]}
+    assert sorted(e.path for e in errors) == [["maybe", 0, "name"], ["maybe", 2, "name"]]  # type: ignore[type-var]
+    assert all("2 objects" in e.message for e in errors)
 
 
 async def _maybe_await(value: Any) -> Any:
