@@ -413,9 +413,8 @@ def sample_interleaved(
 
     Returns per target (wall milliseconds seen by the client, parsed ``Server-Timing``) of
     each 200 response. One request at a time, alternating between servers, so a slow spell
-    of the shared machine lands on every target alike. Bursts matter: the registry checks
-    the store's version and forgets misses every 0.5 s, so a server visited once per cycle
-    would pay both on every request, unlike a server under steady traffic.
+    of the shared machine lands on every target alike. Bursts keep each server's caches
+    as warm as steady traffic would (a server visited once per cycle sits idle between).
     """
     out: dict[str, list[tuple[float, dict[str, float]]]] = {name: [] for name in targets}
     with httpx.Client(timeout=60) as client:
