@@ -70,6 +70,34 @@ class LoadResult:
         return asdict(self)
 
 
+def combine(loads: Sequence[LoadResult]) -> LoadResult:
+    """Several runs as one: requests and time summed, latencies weighted by requests."""
+    if len(loads) == 1:
+        return loads[0]
+    requests = sum(load.requests for load in loads)
+    duration = sum(load.duration_s for load in loads)
+
+    def weighted(attribute: str) -> float:
+        if not requests:
+            return 0.0
+        total = sum(getattr(load, attribute) * load.requests for load in loads)
+        return round(total / requests, 3)
+
+    return LoadResult(
+        tool=loads[0].tool,
+        requests=requests,
+        duration_s=round(duration, 6),
+        rps=round(requests / duration, 1) if duration else 0.0,
+        p50_ms=weighted("p50_ms"),
+        p90_ms=weighted("p90_ms"),
+        p99_ms=weighted("p99_ms"),
+        mean_ms=weighted("mean_ms"),
+        max_ms=max(load.max_ms for load in loads),
+        errors=sum(load.errors for load in loads),
+        non_2xx=sum(load.non_2xx for load in loads),
+    )
+
+
 def wrk_available() -> bool:
     """Whether the ``wrk`` binary is on PATH."""
     return shutil.which("wrk") is not None

@@ -42,7 +42,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench import floor, peer_strawberry, profile
-from bench.load import LoadResult, run_load, wrk_available
+from bench.load import LoadResult, combine, run_load, wrk_available
 from server.app import create_app
 from server.cli import mint_demo_token
 from server.settings import ROOT, Settings
@@ -545,6 +545,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--concurrency", type=int, default=16, help="keep-alive connections")
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="rounds of load per operation, each loading every server in turn (figures "
+        "are over all rounds)",
+    )
+    parser.add_argument(
         "--ops", default=",".join(DEFAULT_OPS), help="comma-separated operation names"
     )
     parser.add_argument(
@@ -629,44 +636,62 @@ def main(argv: Sequence[str] | None = None) -> int:
             headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
             for name, text in ops.items():
                 body = request_body(name, text)
-                for key in args.servers.split(","):
-                    server = servers[key]
-                    if args.warmup > 0:
-                        run_load(
+                keys = args.servers.split(",")
+                rounds: dict[str, list[tuple[LoadResult, float]]] = {key: [] for key in keys}
+                # Rounds interleave the servers (a b c a b c): a slow spell of the shared
+                # machine then falls on every server instead of on one of them.
+                for round_no in range(1, args.rounds + 1):
+                    for key in keys:
+                        server = servers[key]
+                        if args.warmup > 0:
+                            run_load(
+                                server.url,
+                                body,
+                                headers,
+                                duration=args.warmup,
+                                concurrency=args.concurrency,
+                                cpu=1 if pin else None,
+                            )
+                        pid = server.process.pid if server.process else 0
+                        cpu_before = cpu_seconds(pid)
+                        load = run_load(
                             server.url,
                             body,
                             headers,
-                            duration=args.warmup,
+                            duration=args.duration,
                             concurrency=args.concurrency,
                             cpu=1 if pin else None,
                         )
-                    pid = server.process.pid if server.process else 0
-                    cpu_before = cpu_seconds(pid)
-                    load = run_load(
-                        server.url,
-                        body,
-                        headers,
-                        duration=args.duration,
-                        concurrency=args.concurrency,
-                        cpu=1 if pin else None,
-                    )
-                    cpu_used = cpu_seconds(pid) - cpu_before
-                    result = results[name][key]
-                    result.load = load
-                    if load.requests:
-                        result.extra["server_cpu_ms_per_request"] = round(
-                            cpu_used / load.requests * 1000, 3
+                        cpu_used = cpu_seconds(pid) - cpu_before
+                        rounds[key].append((load, cpu_used))
+                        cpu_ms = cpu_used / load.requests * 1000 if load.requests else float("nan")
+                        print(
+                            f"    {name} {key} (round {round_no}): {load.rps:.1f} req/s, "
+                            f"p50 {load.p50_ms:.2f} ms, p99 {load.p99_ms:.2f} ms, server CPU "
+                            f"{cpu_ms:.2f} ms/req, errors {load.errors + load.non_2xx}",
+                            file=sys.stderr,
                         )
-                    print(
-                        f"    {name} {key}: {load.rps:.1f} req/s, p50 {load.p50_ms:.2f} ms, "
-                        f"p99 {load.p99_ms:.2f} ms, server CPU "
-                        f"{result.extra.get('server_cpu_ms_per_request', float('nan')):.2f} ms/req, "
-                        f"errors {load.errors + load.non_2xx}",
-                        file=sys.stderr,
-                    )
+                for key in keys:
+                    result = results[name][key]
+                    result.load = combine([load for load, _ in rounds[key]])
+                    requests = result.load.requests
+                    if requests:
+                        cpu_total = sum(cpu for _, cpu in rounds[key])
+                        result.extra["server_cpu_ms_per_request"] = round(
+                            cpu_total / requests * 1000, 3
+                        )
+                    result.extra["rounds"] = [
+                        {
+                            "rps": load.rps,
+                            "server_cpu_ms_per_request": round(cpu / load.requests * 1000, 3)
+                            if load.requests
+                            else None,
+                        }
+                        for load, cpu in rounds[key]
+                    ]
                     if key in profiled:
                         result.extra["profile"] = profile_under_load(
-                            server, name, body, headers, args, 1 if pin else None
+                            servers[key], name, body, headers, args, 1 if pin else None
                         )
 
     checks = {

@@ -102,3 +102,15 @@ def test_profile_summary_drops_idle_samples_and_ranks_busy_ones(tmp_path: Path) 
     assert summary["busy_samples"] == 40 and summary["idle_samples_dropped"] == 500
     assert summary["self_by_package"] == [("graphql", 75.0), ("loaders", 25.0)]
     assert ("run (uvicorn/main.py)", 100.0) in summary["inclusive_by_function"]
+
+
+def test_rounds_combine_into_one_result_weighted_by_requests() -> None:
+    from bench.load import LoadResult, combine
+
+    fast = LoadResult("wrk", 300, 10.0, 30.0, 10.0, 20.0, 40.0, 12.0, 90.0, 0, 0)
+    slow = LoadResult("wrk", 100, 10.0, 10.0, 30.0, 50.0, 80.0, 33.0, 120.0, 1, 2)
+    both = combine([fast, slow])
+    assert (both.requests, both.duration_s, both.rps) == (400, 20.0, 20.0)
+    assert both.p50_ms == 15.0 and both.max_ms == 120.0  # (300*10 + 100*30) / 400
+    assert (both.errors, both.non_2xx) == (1, 2)
+    assert combine([fast]) is fast
