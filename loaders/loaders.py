@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from aiodataloader import DataLoader
-from sqlalchemy import ColumnElement, Table, func, select
+from sqlalchemy import ColumnElement, Select, Table, bindparam, func, select
 from sqlalchemy.engine import Row
 
 from database import models
@@ -61,17 +62,53 @@ class _TenantLoader(DataLoader):  # type: ignore[misc]
     def tenant(self, table: Table) -> ColumnElement[bool]:
         return table.c.tenant_id == self.db.tenant_id
 
+    def params(self, keys: Iterable[Any]) -> dict[str, Any]:
+        """Parameters of the by-key statements: this tenant and the distinct keys."""
+        return {"tenant_id": self.db.tenant_id, "keys": list(set(keys))}
+
+
+# The by-key statements are built once, with bound parameters: building a SELECT and its
+# cache key costs more than SQLite takes to run it, and a statement object memoises its key.
+
+
+@functools.cache
+def by_id_statement(table: Table) -> Select[Any]:
+    return select(*read_columns(table)).where(
+        table.c.tenant_id == bindparam("tenant_id"),
+        table.c.id.in_(bindparam("keys", expanding=True)),
+    )
+
+
+@functools.cache
+def items_statement() -> Select[Any]:
+    return (
+        select(*read_columns(ORDER_ITEMS))
+        .where(
+            ORDER_ITEMS.c.tenant_id == bindparam("tenant_id"),
+            ORDER_ITEMS.c.order_id.in_(bindparam("keys", expanding=True)),
+        )
+        .order_by(ORDER_ITEMS.c.order_id, ORDER_ITEMS.c.position)
+    )
+
+
+@functools.cache
+def average_rating_statement() -> Select[Any]:
+    return (
+        select(REVIEWS.c.product_id, func.avg(REVIEWS.c.rating))
+        .where(
+            REVIEWS.c.tenant_id == bindparam("tenant_id"),
+            REVIEWS.c.product_id.in_(bindparam("keys", expanding=True)),
+        )
+        .group_by(REVIEWS.c.product_id)
+    )
+
 
 class _ByIdLoader(_TenantLoader):
     table: Table
 
     async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[Row[Any] | None]:
         self.on_batch(type(self).__name__, len(keys))
-        rows = await self.db.rows(
-            select(*read_columns(self.table)).where(
-                self.tenant(self.table), self.table.c.id.in_(set(keys))
-            )
-        )
+        rows = await self.db.rows(by_id_statement(self.table), self.params(keys))
         by_id = {row.id: row for row in rows}
         return [by_id.get(key) for key in keys]
 
@@ -95,11 +132,7 @@ class ReviewByIdLoader(_ByIdLoader):
 class OrderItemsByOrderIdLoader(_TenantLoader):
     async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[list[Row[Any]]]:
         self.on_batch(type(self).__name__, len(keys))
-        rows = await self.db.rows(
-            select(*read_columns(ORDER_ITEMS))
-            .where(self.tenant(ORDER_ITEMS), ORDER_ITEMS.c.order_id.in_(set(keys)))
-            .order_by(ORDER_ITEMS.c.order_id, ORDER_ITEMS.c.position)
-        )
+        rows = await self.db.rows(items_statement(), self.params(keys))
         grouped: dict[uuid.UUID, list[Row[Any]]] = defaultdict(list)
         for row in rows:
             grouped[row.order_id].append(row)
@@ -109,11 +142,7 @@ class OrderItemsByOrderIdLoader(_TenantLoader):
 class AverageRatingByProductIdLoader(_TenantLoader):
     async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[float | None]:
         self.on_batch(type(self).__name__, len(keys))
-        rows = await self.db.rows(
-            select(REVIEWS.c.product_id, func.avg(REVIEWS.c.rating))
-            .where(self.tenant(REVIEWS), REVIEWS.c.product_id.in_(set(keys)))
-            .group_by(REVIEWS.c.product_id)
-        )
+        rows = await self.db.rows(average_rating_statement(), self.params(keys))
         averages = {row[0]: round(float(row[1]), 2) for row in rows}  # type: ignore[misc]
         return [averages.get(key) for key in keys]
 

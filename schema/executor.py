@@ -161,14 +161,27 @@ class FieldPlan:
         self.definition: GraphQLField | None = None
 
 
+def _never_waits(field: FieldPlan) -> bool:
+    child = field.child
+    return field.kind != _BATCH and (child is None or child.sync)
+
+
 class ObjectPlan:
-    __slots__ = ("deferred", "fields", "type_name")
+    __slots__ = ("deferred", "fields", "inline", "sync", "type_name")
+    sync: bool
 
     def __init__(self, type_name: str, fields: list[FieldPlan]) -> None:
         self.type_name = type_name
         self.fields = fields
-        # Fields that need a level of their own (objects, batches), resolved before assembly.
-        self.deferred = [f for f in fields if f.kind in (_CHILD, _BATCH)]
+        # No batch anywhere below: completing this plan never waits for I/O.
+        self.sync = all(f.kind != _BATCH and (f.child is None or f.child.sync) for f in fields)
+        # Fields that need a level of their own (objects, batches), resolved before assembly:
+        # those that never wait are completed in line, the others concurrently.
+        deferred = [f for f in fields if f.kind in (_CHILD, _BATCH)]
+        self.inline = [
+            f for f in deferred if f.kind == _CHILD and f.child is not None and f.child.sync
+        ]
+        self.deferred = [f for f in deferred if f not in self.inline]
 
 
 @dataclass(slots=True)
@@ -413,10 +426,12 @@ class _Run:
     ) -> list[Any]:
         """Complete ``plan`` for every source: a dict each, or INVALID where a null bubbled."""
         deferred: dict[int, list[Any]] = {}
+        for field in plan.inline:  # awaited directly: they never suspend, so no task is made
+            deferred[id(field)] = await self.complete(field, sources, paths)
         if plan.deferred:
             jobs = [self.complete(field, sources, paths) for field in plan.deferred]
             done = await asyncio.gather(*jobs) if len(jobs) > 1 else [await jobs[0]]
-            deferred = {id(f): values for f, values in zip(plan.deferred, done, strict=True)}
+            deferred.update((id(f), values) for f, values in zip(plan.deferred, done, strict=True))
         context = self.context
         out: list[Any] = []
         for index, source in enumerate(sources):
