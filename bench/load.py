@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import re
 import shutil
@@ -30,7 +31,23 @@ _RESULT_PREFIX = "BENCH_RESULT "
 # wrk calls done() once at the end; latency is in microseconds.
 # A body holding VARY is sent with it replaced by a request counter (fixed width, so the
 # length does not change): every request then carries a document the server has not seen.
+# Each load run counts from its own block of VARY_BLOCK values (``vary_start``), so a
+# measured run does not resend what its warm-up, an earlier round or another connection
+# already sent (the server caches documents by text).
 VARY = "@@VARY@@"
+VARY_BLOCK = 10**6
+_vary_blocks = itertools.count(1)
+
+
+def vary_start() -> int:
+    """The first counter value of a new load run: a block no earlier run of this process used."""
+    return (next(_vary_blocks) * VARY_BLOCK) % 10**8
+
+
+def vary(body: bytes, counter: int) -> bytes:
+    """``body`` with its VARY marker (if any) replaced by ``counter`` (8 digits)."""
+    return body.replace(VARY.encode(), b"%08d" % (counter % 10**8))
+
 
 _LUA_TEMPLATE = """\
 wrk.method = "POST"
@@ -141,10 +158,10 @@ def lua_script(body: bytes, headers: Mapping[str, str]) -> str:
     vary = ""
     if VARY in text:
         vary = (
-            "local sent = 0\n"
+            f"local sent = {vary_start()}\n"
             "request = function()\n"
             "  sent = sent + 1\n"
-            f'  local body = wrk.body:gsub("{VARY}", string.format("%08d", sent))\n'
+            f'  local body = wrk.body:gsub("{VARY}", string.format("%08d", sent % 100000000))\n'
             "  return wrk.format(nil, nil, nil, body)\n"
             "end"
         )
@@ -214,6 +231,8 @@ def run_python(
             str(duration),
             "--concurrency",
             str(concurrency),
+            "--vary-start",
+            str(vary_start()),
         ]
         for name, value in headers.items():
             command += ["--header", f"{name}: {value}"]
@@ -257,15 +276,16 @@ async def _worker(
     deadline: float,
     latencies: list[float],
     failures: list[int],
+    sent: int = 0,
 ) -> None:
+    """Send ``request`` until ``deadline``; a VARY marker is replaced by ``sent``, counting up."""
     reader, writer = await asyncio.open_connection(host, port)
-    vary = VARY.encode() in request
-    sent = 0
+    varies = VARY.encode() in request
     try:
         while time.perf_counter() < deadline:
             started = time.perf_counter()
             sent += 1
-            writer.write(request.replace(VARY.encode(), b"%08d" % sent) if vary else request)
+            writer.write(vary(request, sent) if varies else request)
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), _TIMEOUT_S)
             match = _CONTENT_LENGTH.search(head)
             if match is None:  # the servers under test always send Content-Length
@@ -279,7 +299,12 @@ async def _worker(
 
 
 async def _generate(
-    url: str, body: bytes, headers: Sequence[str], duration: float, concurrency: int
+    url: str,
+    body: bytes,
+    headers: Sequence[str],
+    duration: float,
+    concurrency: int,
+    vary_from: int = VARY_BLOCK,
 ) -> str:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
@@ -292,10 +317,15 @@ async def _generate(
     request = ("\r\n".join(head) + "\r\n\r\n").encode() + body
     latencies: list[float] = []
     failures: list[int] = []
+    share = VARY_BLOCK // max(1, concurrency)
     started = time.perf_counter()
     deadline = started + duration
     outcomes = await asyncio.gather(
-        *(_worker(host, port, request, deadline, latencies, failures) for _ in range(concurrency)),
+        *(
+            # each connection counts in its own share of the run's block
+            _worker(host, port, request, deadline, latencies, failures, vary_from + i * share)
+            for i in range(concurrency)
+        ),
         return_exceptions=True,
     )
     elapsed = time.perf_counter() - started
@@ -328,9 +358,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--header", action="append", default=[])
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--vary-start", type=int, default=VARY_BLOCK)
     args = parser.parse_args(argv)
     body = Path(args.body_file).read_bytes()
-    print(asyncio.run(_generate(args.url, body, args.header, args.duration, args.concurrency)))
+    print(
+        asyncio.run(
+            _generate(args.url, body, args.header, args.duration, args.concurrency, args.vary_start)
+        )
+    )
 
 
 if __name__ == "__main__":

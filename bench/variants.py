@@ -45,7 +45,7 @@ from typing import Any
 import httpx
 import orjson
 
-from bench.load import VARY, LoadResult, run_load, wrk_available
+from bench.load import VARY, LoadResult, run_load, vary, vary_start, wrk_available
 from bench.run import (
     OPERATIONS_DIR,
     Server,
@@ -155,11 +155,6 @@ def server_env(db_path: Path, config: str, base: Mapping[str, str] | None = None
     inherited = os.environ if base is None else base
     env = {k: v for k, v in inherited.items() if not k.startswith("TOLLGATE_")}
     return {**env, **server_settings(db_path), **CONFIGS[config]}
-
-
-def fresh(body: bytes, counter: int) -> bytes:
-    """``body`` with its VARY marker (if any) replaced by ``counter``, as the load tools do."""
-    return body.replace(VARY.encode(), b"%08d" % (counter % 10**8))
 
 
 def text_body(text: str) -> bytes:
@@ -372,7 +367,9 @@ def check_servers(
     with httpx.Client(timeout=60) as client:
         for m in MEASUREMENTS:
             response = client.post(
-                servers[m.config].url, content=fresh(bodies[m.name], 0), headers=_headers(token)
+                servers[m.config].url,
+                content=vary(bodies[m.name], vary_start()),
+                headers=_headers(token),
             )
             payload = response.json()
             if response.status_code != 200 or payload.get("errors") or not payload.get("data"):
@@ -417,10 +414,11 @@ def sample_interleaved(
     as warm as steady traffic would (a server visited once per cycle sits idle between).
     """
     out: dict[str, list[tuple[float, dict[str, float]]]] = {name: [] for name in targets}
+    first = vary_start()  # a block of counters no load run used
     with httpx.Client(timeout=60) as client:
         for sent, name in enumerate(interleaved_order(list(targets), count, burst)):
             url, body = targets[name]
-            body = fresh(body, 10**7 + sent)  # apart from the load's counters
+            body = vary(body, first + sent)
             started = time.perf_counter()
             response = client.post(url, content=body, headers=_headers(token))
             wall_ms = (time.perf_counter() - started) * 1000

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
+import re
 import shutil
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from bench import profile, run
-from bench.load import lua_script, run_python, run_wrk
+from bench.load import VARY, VARY_BLOCK, lua_script, run_python, run_wrk
 from server.cli import mint_demo_token
 from server.settings import Settings
 
@@ -67,6 +72,60 @@ def test_lua_script_carries_body_and_headers() -> None:
     assert 'wrk.headers["Authorization"] = "Bearer x"' in script
     with pytest.raises(ValueError):
         lua_script(b"]==]", {})
+
+
+@pytest.fixture
+def recording_server() -> Iterator[tuple[str, list[bytes]]]:
+    """A keep-alive HTTP server on 127.0.0.1 that answers 200 and keeps every body it got."""
+    bodies: list[bytes] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, format: str, *args: object) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/graphql", bodies
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.mark.slow
+def test_varied_bodies_never_repeat_across_connections_and_runs(
+    recording_server: tuple[str, list[bytes]],
+) -> None:
+    """``text_unseen`` measures text the server has never seen: a warm-up, the measured run
+    and later rounds must not resend a document, nor may two connections send the same one."""
+    url, bodies = recording_server
+    body = b'{"query":"{ a }\\n# ' + VARY.encode() + b'"}'
+    for _ in range(2):  # a warm-up and a measured run, say
+        result = run_python(url, body, {}, duration=1.0, concurrency=4)
+        assert result.requests > 0 and result.non_2xx == 0
+    assert len(bodies) >= 2 and all(VARY.encode() not in b for b in bodies)
+    assert len({len(b) for b in bodies}) == 1  # fixed width
+    assert len(set(bodies)) == len(bodies)
+
+
+def test_each_wrk_script_counts_from_its_own_block() -> None:
+    """wrk's Lua counter starts afresh in every run: each script starts a block further."""
+    starts = [
+        int(re.search(r"local sent = (\d+)", lua_script(VARY.encode(), {}))[1])  # type: ignore[index]
+        for _ in range(3)
+    ]
+    assert all(b - a == VARY_BLOCK for a, b in itertools.pairwise(starts)), starts
 
 
 @pytest.mark.slow
