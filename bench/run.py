@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import json
 import logging
 import os
@@ -643,25 +644,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for round_no in range(1, args.rounds + 1):
                     for key in keys:
                         server = servers[key]
-                        if args.warmup > 0:
-                            run_load(
-                                server.url,
-                                body,
-                                headers,
-                                duration=args.warmup,
-                                concurrency=args.concurrency,
-                                cpu=1 if pin else None,
-                            )
-                        pid = server.process.pid if server.process else 0
-                        cpu_before = cpu_seconds(pid)
-                        load = run_load(
+                        load_for = functools.partial(
+                            run_load,
                             server.url,
                             body,
                             headers,
-                            duration=args.duration,
                             concurrency=args.concurrency,
                             cpu=1 if pin else None,
                         )
+                        if args.warmup > 0:
+                            load_for(duration=args.warmup)
+                        pid = server.process.pid if server.process else 0
+                        cpu_before = cpu_seconds(pid)
+                        load = load_for(duration=args.duration)
                         cpu_used = cpu_seconds(pid) - cpu_before
                         rounds[key].append((load, cpu_used))
                         cpu_ms = cpu_used / load.requests * 1000 if load.requests else float("nan")

@@ -5,9 +5,8 @@ from __future__ import annotations
 import itertools
 import re
 import shutil
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from bench import profile, run
 from bench.load import VARY, VARY_BLOCK, lua_script, run_python, run_wrk
 from server.cli import mint_demo_token
 from server.settings import Settings
+from tests.live.servers import http_thread
 
 OPS = {name: run.read_operation(name, run.OPERATIONS_DIR) for name in run.DEFAULT_OPS}
 
@@ -92,15 +92,8 @@ def recording_server() -> Iterator[tuple[str, list[bytes]]]:
         def log_message(self, format: str, *args: object) -> None:
             return None
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/graphql", bodies
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with http_thread(Handler) as base_url:
+        yield f"{base_url}/graphql", bodies
 
 
 @pytest.mark.slow

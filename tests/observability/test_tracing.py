@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -27,6 +26,7 @@ from observability.tracing import (
     instrument_sqlalchemy,
     sanitize_document,
 )
+from tests.live.servers import http_thread
 from tests.observability._services import require_service
 
 DOCUMENT = 'query Login { login(email: "a@b.c", password: "hunter2", n: 3) { token } }'
@@ -197,19 +197,10 @@ class _Collector(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def collector() -> Iterator[tuple[str, list[tuple[str, str, int]]]]:
-    server = HTTPServer(("127.0.0.1", 0), _Collector)
     received: list[tuple[str, str, int]] = []
     _Collector.received = received
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", received
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with http_thread(_Collector) as base_url:
+        yield base_url, received
 
 
 def test_otlp_endpoint_exports_batches_over_http(
