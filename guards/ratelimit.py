@@ -18,6 +18,8 @@ same arithmetic, in microseconds, with the same rounding:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import math
 import threading
 import time
@@ -49,6 +51,8 @@ _MODE_REFUND = 1
 _MODE_PEEK = 2
 
 _T = TypeVar("_T")
+
+log = logging.getLogger(__name__)
 
 
 class LimiterUnavailable(Exception):
@@ -148,6 +152,13 @@ class RateLimiter(Protocol):
         self, keys_and_policies: Sequence[tuple[str, BucketPolicy]], amount: int
     ) -> list[Decision]:
         """Give ``amount`` points back to every bucket, never past capacity."""
+        ...
+
+    async def credit_all(
+        self, keys_and_policies: Sequence[tuple[str, BucketPolicy]], amount: int
+    ) -> None:
+        """Give ``amount`` points back to every bucket, soon: no later than the limiter's
+        next call on the same buckets or its ``flush_after``; a failure only over-charges."""
         ...
 
     async def peek(self, key: str, policy: BucketPolicy) -> Decision:
@@ -367,6 +378,12 @@ class MemoryRateLimiter:
                 decisions.append(_decision(key, policy, 0, True, False, remaining, 0, reset_us))
         return decisions
 
+    async def credit_all(
+        self, keys_and_policies: Sequence[tuple[str, BucketPolicy]], amount: int
+    ) -> None:
+        """``refund_all`` at once: in-process buckets cost nothing to update."""
+        await self.refund_all(keys_and_policies, amount)
+
     async def peek(self, key: str, policy: BucketPolicy) -> Decision:
         """Report the bucket's state without changing it."""
         with self._lock:
@@ -385,13 +402,15 @@ class MemoryRateLimiter:
 
 # --- Redis ------------------------------------------------------------------------------------
 
-# KEYS: bucket keys. ARGV[1] mode (0 debit, 1 refund, 2 peek), ARGV[2] amount, then for each
-# key its capacity and emission interval in microseconds. Reply: all_fit, then per key
+# KEYS: bucket keys. ARGV[1] mode (0 debit, 1 refund, 2 peek), ARGV[2] amount, ARGV[3] a
+# credit given back to every key before the mode's own work (refunds folded in by
+# ``credit_all``), then for each key its capacity and emission interval in microseconds. Reply: all_fit, then per key
 # fits, exceeds, remaining, retry_us, reset_us. Uses the server's clock so that hosts with
 # skewed clocks agree; scripts are replicated by effects (Redis >= 5), so TIME is allowed.
 _LUA = """
 local mode = tonumber(ARGV[1])
 local amount = tonumber(ARGV[2])
+local credit = tonumber(ARGV[3])
 local slack = 1.0
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -431,9 +450,14 @@ local function evaluate(debt, cost, cap, interval)
 end
 
 for i = 1, n do
-  local cap = tonumber(ARGV[1 + 2 * i])
-  local interval = tonumber(ARGV[2 + 2 * i])
+  local cap = tonumber(ARGV[2 + 2 * i])
+  local interval = tonumber(ARGV[3 + 2 * i])
   local debt = debt_of(KEYS[i])
+  if credit > 0 then
+    debt = debt - credit * interval
+    if debt < 0 then debt = 0.0 end
+    if mode == 2 then store(KEYS[i], debt) end
+  end
   if mode == 1 then
     debt = debt - amount * interval
     if debt < 0 then debt = 0.0 end
@@ -453,6 +477,7 @@ if mode == 0 then
     if all_fit == 1 then
       store(KEYS[i], d[2])
     else
+      if credit > 0 then store(KEYS[i], d[1]) end
       local _, _, _, remaining, _, reset = evaluate(d[1], 0, d[3], d[4])
       res[i][3] = remaining
       res[i][5] = reset
@@ -481,6 +506,12 @@ class RedisRateLimiter:
 
     Give it a client whose pool blocks rather than fails when busy (see ``from_url``).
 
+    ``credit_all`` (the refund of a request's unused points) costs no round trip of its own:
+    the credit rides along with this limiter's next call on the same buckets (the caller's
+    next debit, usually), or is applied by a background flush ``flush_after`` seconds later,
+    whichever comes first. Until then the buckets are over-charged by it, the safe direction;
+    a credit whose call fails is dropped, for the same reason.
+
     Example::
 
         limiter = RedisRateLimiter.from_url("redis://127.0.0.1:6379/0")
@@ -494,12 +525,17 @@ class RedisRateLimiter:
         prefix: str = "tg:rl:",
         timeout: float = 0.05,
         owns_client: bool = False,
+        flush_after: float = 0.05,
     ) -> None:
         self._client = client
         self._prefix = prefix
         self._timeout = timeout
         self._owns_client = owns_client
         self._script = client.register_script(_LUA)
+        self._flush_after = flush_after
+        # storage keys of a group of buckets -> (the group, points owed back to each)
+        self._credits: dict[tuple[str, ...], tuple[Sequence[tuple[str, BucketPolicy]], int]] = {}
+        self._flusher: asyncio.Task[None] | None = None
 
     @classmethod
     def from_url(
@@ -547,7 +583,8 @@ class RedisRateLimiter:
         self, mode: int, items: Sequence[tuple[str, BucketPolicy]], amount: int
     ) -> tuple[bool, list[tuple[bool, bool, int, int, int]]]:
         keys = [self.storage_key(key, policy) for key, policy in items]
-        args: list[Any] = [mode, amount]
+        _, credit = self._credits.pop(tuple(keys), (items, 0))
+        args: list[Any] = [mode, amount, credit]
         for _, policy in items:
             args += [policy.capacity, repr(policy.interval_us)]
         reply = await self._bounded(self._script(keys=keys, args=args))
@@ -598,6 +635,33 @@ class RedisRateLimiter:
             )
         ]
 
+    async def credit_all(
+        self, keys_and_policies: Sequence[tuple[str, BucketPolicy]], amount: int
+    ) -> None:
+        """Owe ``amount`` points to every bucket; paid with the next call on the same buckets
+        or by the flush ``flush_after`` seconds from now (no round trip of its own)."""
+        _check_items(keys_and_policies, amount, "amount")
+        if amount == 0:
+            return
+        group = tuple(self.storage_key(key, policy) for key, policy in keys_and_policies)
+        _, owed = self._credits.get(group, (keys_and_policies, 0))
+        self._credits[group] = (tuple(keys_and_policies), owed + amount)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_later())
+
+    async def _flush_later(self) -> None:
+        await asyncio.sleep(self._flush_after)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Pay every credit still owed now: one script call per group of buckets."""
+        while self._credits:
+            _, (items, amount) = self._credits.popitem()
+            try:
+                await self._run(_MODE_REFUND, items, amount)
+            except LimiterUnavailable as exc:  # dropped: the buckets stay over-charged
+                log.warning("rate limiter: a refund of %d points was dropped: %s", amount, exc)
+
     async def peek(self, key: str, policy: BucketPolicy) -> Decision:
         """Report the bucket's state without changing it."""
         _, rows = await self._run(_MODE_PEEK, [(key, policy)], 0)
@@ -605,7 +669,12 @@ class RedisRateLimiter:
         return _decision(key, policy, 0, True, False, remaining, 0, reset_us)
 
     async def close(self) -> None:
-        """Close the Redis client if this limiter created it."""
+        """Pay the credits still owed, then close the Redis client if this limiter created it."""
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        await self.flush()
         if self._owns_client:
             await self._client.aclose()
 

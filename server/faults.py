@@ -27,7 +27,7 @@ from redis.exceptions import BusyLoadingError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from guards.breaker import CircuitBreaker, State
+from guards.breaker import OPEN, CircuitBreaker, State
 from guards.ratelimit import BucketPolicy, Decision, LimiterUnavailable, MultiDecision, RateLimiter
 from loaders.session import DatabaseUnavailable, is_database_unavailable
 
@@ -193,6 +193,14 @@ class GuardedLimiter:
     ) -> list[Decision]:
         """Give ``amount`` points back to every bucket."""
         return await self._guard(lambda: self.inner.refund_all(keys_and_policies, amount))
+
+    async def credit_all(
+        self, keys_and_policies: Sequence[tuple[str, BucketPolicy]], amount: int
+    ) -> None:
+        """Owe ``amount`` points back to every bucket (dropped while the circuit is open:
+        the buckets then stay over-charged, the safe direction)."""
+        if self.breaker.state != OPEN:
+            await self.inner.credit_all(keys_and_policies, amount)
 
     async def peek(self, key: str, policy: BucketPolicy) -> Decision:
         """Report the bucket's state without changing it."""

@@ -303,7 +303,7 @@ class GraphQLPipeline:
         if self.limiter is None or charge.decision is None or unused <= 0:
             return
         try:
-            await self.limiter.refund_all(charge.keys, unused)
+            await self.limiter.credit_all(charge.keys, unused)
         except LimiterUnavailable:
             log.warning("rate limiter unavailable during refund")
 

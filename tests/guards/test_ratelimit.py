@@ -223,6 +223,59 @@ async def test_debit_all_is_all_or_nothing(backend: Backend) -> None:
     assert [d.remaining for d in refunds] == [8, 3]
 
 
+async def test_a_credit_reaches_the_next_debit_of_the_same_buckets(backend: Backend) -> None:
+    """What the pipeline does after each request: the unused points come back, and the
+    caller's next debit (even a refused one) sees them."""
+    user, tenant = slow("user", 10), slow("tenant", 20)
+    items = [("t1:u1", user), ("t1", tenant)]
+    await backend.limiter.debit_all(items, 8)
+    await backend.limiter.credit_all(items, 5)
+    following = await backend.limiter.debit_all(items, 4)
+    assert following.allowed
+    assert [d.remaining for d in following.decisions] == [3, 13]
+    refused = await backend.limiter.debit_all(items, 4)  # 3 left: refused, credit kept
+    await backend.limiter.credit_all(items, 1)
+    assert not refused.allowed
+    after_refusal = await backend.limiter.debit_all(items, 5)
+    assert not after_refusal.allowed
+    assert [d.remaining for d in after_refusal.decisions] == [4, 14]
+    # Never past capacity, and a zero credit is nothing.
+    await backend.limiter.credit_all(items, 1000)
+    await backend.limiter.credit_all(items, 0)
+    full = await backend.limiter.debit_all(items, 10)
+    assert full.allowed and [d.remaining for d in full.decisions] == [0, 10]
+    with pytest.raises(ValueError):
+        await backend.limiter.credit_all(items, -1)
+
+
+async def test_redis_credits_reach_other_workers_within_the_flush_delay() -> None:
+    """A credit costs the request no round trip: it waits for the caller's next call, but
+    another worker (another limiter on the same Redis) sees it after ``flush_after`` at the
+    latest, and ``close`` pays whatever is still owed."""
+    client = await redis_client_or_skip()
+    prefix = f"tg:rl:test:{uuid.uuid4().hex}:"
+    policy = slow("user", 10)
+    worker = RedisRateLimiter(client, prefix=prefix, timeout=CONTRACT_TIMEOUT, flush_after=0.2)
+    other = RedisRateLimiter(client, prefix=prefix, timeout=CONTRACT_TIMEOUT)
+    try:
+        await worker.debit("k", 9, policy)
+        await worker.credit_all([("k", policy)], 4)
+        assert (await other.peek("k", policy)).remaining == 1  # owed, not yet paid
+        deadline = time.monotonic() + 5.0
+        while (await other.peek("k", policy)).remaining != 5:
+            assert time.monotonic() < deadline, "the credit was never flushed"
+            await asyncio.sleep(0.05)
+        await worker.credit_all([("k", policy)], 2)
+        await worker.close()
+        assert (await other.peek("k", policy)).remaining == 7
+    finally:
+        keys = [k async for k in client.scan_iter(match=prefix + "*", count=500)]
+        if keys:
+            await client.delete(*keys)
+        await other.close()
+        await client.aclose()
+
+
 async def test_debit_all_reports_capacity_overflow_as_binding(backend: Backend) -> None:
     items = [("u", slow("user", 100)), ("w", slow("write", 5))]
     decision = await backend.limiter.debit_all(items, 6)
