@@ -48,6 +48,13 @@ async def redis_client_or_skip() -> aioredis.Redis:
     return client
 
 
+async def drop_keys(client: aioredis.Redis, prefix: str) -> None:
+    """Delete every key a test wrote under its own ``prefix``."""
+    keys = [k async for k in client.scan_iter(match=prefix + "*", count=500)]
+    if keys:
+        await client.delete(*keys)
+
+
 @dataclass
 class Backend:
     """A limiter under test plus backend-specific probes of its storage."""
@@ -84,9 +91,7 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
     try:
         yield Backend("redis", redis_limiter, client=client, prefix=prefix)
     finally:
-        keys = [k async for k in client.scan_iter(match=prefix + "*", count=500)]
-        if keys:
-            await client.delete(*keys)
+        await drop_keys(client, prefix)
         await redis_limiter.close()
         await client.aclose()
 
@@ -269,9 +274,7 @@ async def test_redis_credits_reach_other_workers_within_the_flush_delay() -> Non
         await worker.close()
         assert (await other.peek("k", policy)).remaining == 7
     finally:
-        keys = [k async for k in client.scan_iter(match=prefix + "*", count=500)]
-        if keys:
-            await client.delete(*keys)
+        await drop_keys(client, prefix)
         await other.close()
         await client.aclose()
 
