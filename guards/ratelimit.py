@@ -402,15 +402,14 @@ class MemoryRateLimiter:
 
 # --- Redis ------------------------------------------------------------------------------------
 
-# KEYS: bucket keys. ARGV[1] mode (0 debit, 1 refund, 2 peek), ARGV[2] amount, ARGV[3] a
-# credit given back to every key before the mode's own work (refunds folded in by
-# ``credit_all``), then for each key its capacity and emission interval in microseconds. Reply: all_fit, then per key
+# KEYS: bucket keys. ARGV[1] mode (0 debit, 1 refund, 2 peek), ARGV[2] amount, then for each
+# key its capacity, its emission interval in microseconds and a credit given back to it before
+# the mode's own work (the refunds ``credit_all`` deferred). Reply: all_fit, then per key
 # fits, exceeds, remaining, retry_us, reset_us. Uses the server's clock so that hosts with
 # skewed clocks agree; scripts are replicated by effects (Redis >= 5), so TIME is allowed.
 _LUA = """
 local mode = tonumber(ARGV[1])
 local amount = tonumber(ARGV[2])
-local credit = tonumber(ARGV[3])
 local slack = 1.0
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -450,8 +449,9 @@ local function evaluate(debt, cost, cap, interval)
 end
 
 for i = 1, n do
-  local cap = tonumber(ARGV[2 + 2 * i])
-  local interval = tonumber(ARGV[3 + 2 * i])
+  local cap = tonumber(ARGV[3 * i])
+  local interval = tonumber(ARGV[3 * i + 1])
+  local credit = tonumber(ARGV[3 * i + 2])
   local debt = debt_of(KEYS[i])
   if credit > 0 then
     debt = debt - credit * interval
@@ -467,7 +467,7 @@ for i = 1, n do
   if mode ~= 0 then cost = 0 end
   local fits, exceeds, after, remaining, retry, reset = evaluate(debt, cost, cap, interval)
   if not fits then all_fit = 0 end
-  debts[i] = {debt, after, cap, interval}
+  debts[i] = {debt, after, cap, interval, credit}
   res[i] = {fits and 1 or 0, exceeds and 1 or 0, remaining, retry, reset}
 end
 
@@ -477,7 +477,7 @@ if mode == 0 then
     if all_fit == 1 then
       store(KEYS[i], d[2])
     else
-      if credit > 0 then store(KEYS[i], d[1]) end
+      if d[5] > 0 then store(KEYS[i], d[1]) end
       local _, _, _, remaining, _, reset = evaluate(d[1], 0, d[3], d[4])
       res[i][3] = remaining
       res[i][5] = reset
@@ -507,10 +507,12 @@ class RedisRateLimiter:
     Give it a client whose pool blocks rather than fails when busy (see ``from_url``).
 
     ``credit_all`` (the refund of a request's unused points) costs no round trip of its own:
-    the credit rides along with this limiter's next call on the same buckets (the caller's
-    next debit, usually), or is applied by a background flush ``flush_after`` seconds later,
-    whichever comes first. Until then the buckets are over-charged by it, the safe direction;
-    a credit whose call fails is dropped, for the same reason.
+    what is owed to a bucket rides along with this limiter's next call that touches the
+    bucket (any caller's debit of a shared tenant bucket, the caller's own next debit), or is
+    paid by a background flush about ``flush_after`` seconds later, ``flush_concurrency``
+    buckets at a time. Until then the buckets are over-charged by it, the safe direction; a
+    credit whose call fails is dropped for the same reason (the call may have applied it), and
+    a flush that meets a failing Redis drops everything still owed rather than wait on it.
 
     Example::
 
@@ -526,6 +528,7 @@ class RedisRateLimiter:
         timeout: float = 0.05,
         owns_client: bool = False,
         flush_after: float = 0.05,
+        flush_concurrency: int = 16,
     ) -> None:
         self._client = client
         self._prefix = prefix
@@ -533,9 +536,11 @@ class RedisRateLimiter:
         self._owns_client = owns_client
         self._script = client.register_script(_LUA)
         self._flush_after = flush_after
-        # storage keys of a group of buckets -> (the group, points owed back to each)
-        self._credits: dict[tuple[str, ...], tuple[Sequence[tuple[str, BucketPolicy]], int]] = {}
+        self._flush_concurrency = flush_concurrency
+        # storage key -> (key, policy, points owed back to that bucket)
+        self._credits: dict[str, tuple[str, BucketPolicy, int]] = {}
         self._flusher: asyncio.Task[None] | None = None
+        self._flushing = False
 
     @classmethod
     def from_url(
@@ -583,10 +588,10 @@ class RedisRateLimiter:
         self, mode: int, items: Sequence[tuple[str, BucketPolicy]], amount: int
     ) -> tuple[bool, list[tuple[bool, bool, int, int, int]]]:
         keys = [self.storage_key(key, policy) for key, policy in items]
-        _, credit = self._credits.pop(tuple(keys), (items, 0))
-        args: list[Any] = [mode, amount, credit]
-        for _, policy in items:
-            args += [policy.capacity, repr(policy.interval_us)]
+        args: list[Any] = [mode, amount]
+        for storage_key, (_, policy) in zip(keys, items, strict=True):
+            owed = self._credits.pop(storage_key, None) if self._credits else None
+            args += [policy.capacity, repr(policy.interval_us), 0 if owed is None else owed[2]]
         reply = await self._bounded(self._script(keys=keys, args=args))
         try:
             values = [int(v) for v in reply]
@@ -638,14 +643,15 @@ class RedisRateLimiter:
     async def credit_all(
         self, keys_and_policies: Sequence[tuple[str, BucketPolicy]], amount: int
     ) -> None:
-        """Owe ``amount`` points to every bucket; paid with the next call on the same buckets
-        or by the flush ``flush_after`` seconds from now (no round trip of its own)."""
+        """Owe ``amount`` points to every bucket; paid with the next call that touches a bucket
+        or by the flush about ``flush_after`` seconds from now (no round trip of its own)."""
         _check_items(keys_and_policies, amount, "amount")
         if amount == 0:
             return
-        group = tuple(self.storage_key(key, policy) for key, policy in keys_and_policies)
-        _, owed = self._credits.get(group, (keys_and_policies, 0))
-        self._credits[group] = (tuple(keys_and_policies), owed + amount)
+        for key, policy in keys_and_policies:
+            storage_key = self.storage_key(key, policy)
+            owed = self._credits.get(storage_key)
+            self._credits[storage_key] = (key, policy, amount + (0 if owed is None else owed[2]))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._flush_later())
 
@@ -653,14 +659,38 @@ class RedisRateLimiter:
         await asyncio.sleep(self._flush_after)
         await self.flush()
 
+    async def _pay(self, key: str, policy: BucketPolicy, owed: int) -> None:
+        await self._run(_MODE_REFUND, [(key, policy)], owed)
+
     async def flush(self) -> None:
-        """Pay every credit still owed now: one script call per group of buckets."""
-        while self._credits:
-            _, (items, amount) = self._credits.popitem()
-            try:
-                await self._run(_MODE_REFUND, items, amount)
-            except LimiterUnavailable as exc:  # dropped: the buckets stay over-charged
-                log.warning("rate limiter: a refund of %d points was dropped: %s", amount, exc)
+        """Pay every credit still owed now, ``flush_concurrency`` buckets at a time (one call
+        each). At the first failure, everything still owed is dropped: Redis is failing, and
+        the buckets staying over-charged is the safe direction."""
+        self._flushing = True
+        try:
+            while self._credits:
+                batch: list[tuple[str, BucketPolicy, int]] = []
+                while self._credits and len(batch) < self._flush_concurrency:
+                    _, owed = self._credits.popitem()
+                    batch.append(owed)
+                results = await asyncio.gather(
+                    *(self._pay(*owed) for owed in batch), return_exceptions=True
+                )
+                failed = [r for r in results if isinstance(r, LimiterUnavailable)]
+                if failed:
+                    dropped = len(failed) + len(self._credits)
+                    self._credits.clear()
+                    log.warning(
+                        "rate limiter unavailable during refund: %d deferred refunds dropped (%s)",
+                        dropped,
+                        failed[0],
+                    )
+                    return
+                for result in results:
+                    if isinstance(result, BaseException):
+                        raise result
+        finally:
+            self._flushing = False
 
     async def peek(self, key: str, policy: BucketPolicy) -> Decision:
         """Report the bucket's state without changing it."""
@@ -670,10 +700,15 @@ class RedisRateLimiter:
 
     async def close(self) -> None:
         """Pay the credits still owed, then close the Redis client if this limiter created it."""
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
+        flusher = self._flusher
+        if flusher is not None and not flusher.done():
+            if self._flushing:  # its calls are in flight: let them finish, or lose their credits
+                with contextlib.suppress(Exception):
+                    await flusher
+            else:
+                flusher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await flusher
         await self.flush()
         if self._owns_client:
             await self._client.aclose()

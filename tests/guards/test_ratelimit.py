@@ -22,6 +22,7 @@ from guards.ratelimit import (
     debit_many,
     rate_limit_headers,
 )
+from tests.live.servers import free_port
 from tests.services import unavailable
 
 REDIS_HOST = "127.0.0.1"
@@ -185,6 +186,64 @@ async def test_refund_gives_back_exactly_and_never_past_capacity(backend: Backen
     assert not await backend.holds("other", policy)
 
 
+@pytest.mark.parametrize("turns", range(8))
+async def test_closing_pays_a_credit_whose_flush_is_in_flight(turns: int) -> None:
+    """``close`` while the flusher is sleeping, sending or waiting for Redis's answer: the
+    credit is paid either way (cancelling a flush in flight would lose it)."""
+    client = await redis_client_or_skip()
+    prefix = f"tg:rl:test:{uuid.uuid4().hex}:"
+    policy = slow("user", 10)
+    # The worker's own client: its first call connects, so the flush is in flight longer.
+    fresh = aioredis.Redis(host=REDIS_HOST, port=REDIS_PORT)
+    worker = RedisRateLimiter(fresh, prefix=prefix, timeout=CONTRACT_TIMEOUT, flush_after=0)
+    other = RedisRateLimiter(client, prefix=prefix, timeout=CONTRACT_TIMEOUT)
+    try:
+        await other.debit("k", 9, policy)
+        await worker.credit_all([("k", policy)], 4)
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        await worker.close()
+        assert (await other.peek("k", policy)).remaining == 5
+    finally:
+        await drop_keys(client, prefix)
+        await fresh.aclose()
+        await client.aclose()
+
+
+async def test_a_flush_pays_many_buckets_and_gives_up_at_once_on_a_failing_redis(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Hundreds of buckets owed are paid several at a time; against a Redis that does not
+    answer, the first failure drops everything owed (over-charged: the safe direction)
+    instead of waiting out one timeout per bucket."""
+    client = await redis_client_or_skip()
+    prefix = f"tg:rl:test:{uuid.uuid4().hex}:"
+    policy = slow("user", 10)
+    keys = [f"u{i}" for i in range(300)]
+    worker = RedisRateLimiter(client, prefix=prefix, timeout=CONTRACT_TIMEOUT, flush_after=60)
+    try:
+        for key in keys:
+            await worker.debit(key, 10, policy)
+            await worker.credit_all([(key, policy)], 3)
+        await worker.flush()
+        remaining = {(await worker.peek(key, policy)).remaining for key in keys}
+        assert remaining == {3}
+    finally:
+        await drop_keys(client, prefix)
+        await worker.close()
+        await client.aclose()
+
+    dead = aioredis.Redis(host=REDIS_HOST, port=free_port(), socket_connect_timeout=0.05)
+    failing = RedisRateLimiter(dead, prefix=prefix, timeout=0.05, flush_after=60)
+    for key in keys:
+        await failing.credit_all([(key, policy)], 3)
+    async with asyncio.timeout(10):  # one round of failed calls, not 300 timeouts in a row
+        await failing.close()
+    await dead.aclose()
+    assert "300 deferred refunds dropped" in caplog.text
+    assert "rate limiter unavailable during refund" in caplog.text
+
+
 async def test_buckets_are_separate_per_key_and_policy(backend: Backend) -> None:
     read, write = slow("read", 10), slow("write", 3)
     await backend.limiter.debit("u1", 10, read)
@@ -251,6 +310,20 @@ async def test_a_credit_reaches_the_next_debit_of_the_same_buckets(backend: Back
     assert full.allowed and [d.remaining for d in full.decisions] == [0, 10]
     with pytest.raises(ValueError):
         await backend.limiter.credit_all(items, -1)
+
+
+async def test_a_credit_to_a_shared_bucket_reaches_other_callers(backend: Backend) -> None:
+    """The tenant bucket is shared by every user of the tenant, and a mutation debits a
+    different set of buckets than the same user's queries: a credit owed to a bucket is
+    paid by any debit that touches it, so neither is refused for points already given back."""
+    tenant, user, write = slow("tenant", 100), slow("user", 1000), slow("write", 1000)
+    alice = [("t1:alice", user), ("t1", tenant)]
+    assert (await backend.limiter.debit_all(alice, 100)).allowed
+    await backend.limiter.credit_all(alice, 99)  # alice's request cost 1 of its 100
+    bob = await backend.limiter.debit_all([("t1:bob", user), ("t1", tenant)], 40)
+    assert bob.allowed and bob.decisions[1].remaining == 59
+    mutation = await backend.limiter.debit_all([*alice, ("t1:alice", write)], 40)
+    assert mutation.allowed and [d.remaining for d in mutation.decisions] == [959, 19, 960]
 
 
 async def test_redis_credits_reach_other_workers_within_the_flush_delay() -> None:
