@@ -79,6 +79,18 @@ class Backend:
         return int(await self.client.pttl(f"{self.prefix}{policy.name}:{key}"))
 
 
+@pytest.fixture
+async def redis_space() -> AsyncIterator[tuple[aioredis.Redis, str]]:
+    """A client for the shared Redis and a key prefix of the test's own, dropped afterwards."""
+    client = await redis_client_or_skip()
+    prefix = f"tg:rl:test:{uuid.uuid4().hex}:"
+    try:
+        yield client, prefix
+    finally:
+        await drop_keys(client, prefix)
+        await client.aclose()
+
+
 @pytest.fixture(params=["memory", "redis"])
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
     if request.param == "memory":
@@ -187,11 +199,12 @@ async def test_refund_gives_back_exactly_and_never_past_capacity(backend: Backen
 
 
 @pytest.mark.parametrize("turns", range(8))
-async def test_closing_pays_a_credit_whose_flush_is_in_flight(turns: int) -> None:
+async def test_closing_pays_a_credit_whose_flush_is_in_flight(
+    turns: int, redis_space: tuple[aioredis.Redis, str]
+) -> None:
     """``close`` while the flusher is sleeping, sending or waiting for Redis's answer: the
     credit is paid either way (cancelling a flush in flight would lose it)."""
-    client = await redis_client_or_skip()
-    prefix = f"tg:rl:test:{uuid.uuid4().hex}:"
+    client, prefix = redis_space
     policy = slow("user", 10)
     # The worker's own client: its first call connects, so the flush is in flight longer.
     fresh = aioredis.Redis(host=REDIS_HOST, port=REDIS_PORT)
@@ -205,33 +218,26 @@ async def test_closing_pays_a_credit_whose_flush_is_in_flight(turns: int) -> Non
         await worker.close()
         assert (await other.peek("k", policy)).remaining == 5
     finally:
-        await drop_keys(client, prefix)
         await fresh.aclose()
-        await client.aclose()
 
 
 async def test_a_flush_pays_many_buckets_and_gives_up_at_once_on_a_failing_redis(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, redis_space: tuple[aioredis.Redis, str]
 ) -> None:
     """Hundreds of buckets owed are paid several at a time; against a Redis that does not
     answer, the first failure drops everything owed (over-charged: the safe direction)
     instead of waiting out one timeout per bucket."""
-    client = await redis_client_or_skip()
-    prefix = f"tg:rl:test:{uuid.uuid4().hex}:"
+    client, prefix = redis_space
     policy = slow("user", 10)
     keys = [f"u{i}" for i in range(300)]
     worker = RedisRateLimiter(client, prefix=prefix, timeout=CONTRACT_TIMEOUT, flush_after=60)
-    try:
-        for key in keys:
-            await worker.debit(key, 10, policy)
-            await worker.credit_all([(key, policy)], 3)
-        await worker.flush()
-        remaining = {(await worker.peek(key, policy)).remaining for key in keys}
-        assert remaining == {3}
-    finally:
-        await drop_keys(client, prefix)
-        await worker.close()
-        await client.aclose()
+    for key in keys:
+        await worker.debit(key, 10, policy)
+        await worker.credit_all([(key, policy)], 3)
+    await worker.flush()
+    remaining = {(await worker.peek(key, policy)).remaining for key in keys}
+    assert remaining == {3}
+    await worker.close()
 
     dead = aioredis.Redis(host=REDIS_HOST, port=free_port(), socket_connect_timeout=0.05)
     failing = RedisRateLimiter(dead, prefix=prefix, timeout=0.05, flush_after=60)
@@ -326,12 +332,13 @@ async def test_a_credit_to_a_shared_bucket_reaches_other_callers(backend: Backen
     assert mutation.allowed and [d.remaining for d in mutation.decisions] == [959, 19, 960]
 
 
-async def test_redis_credits_reach_other_workers_within_the_flush_delay() -> None:
+async def test_redis_credits_reach_other_workers_within_the_flush_delay(
+    redis_space: tuple[aioredis.Redis, str],
+) -> None:
     """A credit costs the request no round trip: it waits for the caller's next call, but
     another worker (another limiter on the same Redis) sees it after ``flush_after`` at the
     latest, and ``close`` pays whatever is still owed."""
-    client = await redis_client_or_skip()
-    prefix = f"tg:rl:test:{uuid.uuid4().hex}:"
+    client, prefix = redis_space
     policy = slow("user", 10)
     worker = RedisRateLimiter(client, prefix=prefix, timeout=CONTRACT_TIMEOUT, flush_after=0.2)
     other = RedisRateLimiter(client, prefix=prefix, timeout=CONTRACT_TIMEOUT)
@@ -347,9 +354,7 @@ async def test_redis_credits_reach_other_workers_within_the_flush_delay() -> Non
         await worker.close()
         assert (await other.peek("k", policy)).remaining == 7
     finally:
-        await drop_keys(client, prefix)
         await other.close()
-        await client.aclose()
 
 
 async def test_debit_all_reports_capacity_overflow_as_binding(backend: Backend) -> None:
