@@ -304,7 +304,7 @@ async def _generate(
     headers: Sequence[str],
     duration: float,
     concurrency: int,
-    vary_from: int = VARY_BLOCK,
+    vary_from: int,
 ) -> str:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80

@@ -590,7 +590,7 @@ class RedisRateLimiter:
         keys = [self.storage_key(key, policy) for key, policy in items]
         args: list[Any] = [mode, amount]
         for storage_key, (_, policy) in zip(keys, items, strict=True):
-            owed = self._credits.pop(storage_key, None) if self._credits else None
+            owed = self._credits.pop(storage_key, None)
             args += [policy.capacity, repr(policy.interval_us), 0 if owed is None else owed[2]]
         reply = await self._bounded(self._script(keys=keys, args=args))
         try:

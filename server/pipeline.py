@@ -298,14 +298,12 @@ class GraphQLPipeline:
         )
 
     async def refund(self, charge: Charge, actual: int) -> None:
-        """Give back what the operation did not use."""
+        """Give back what the operation did not use (``credit_all`` never fails the request:
+        a refund it cannot deliver is dropped and logged by the limiter)."""
         unused = charge.requested - actual
         if self.limiter is None or charge.decision is None or unused <= 0:
             return
-        try:
-            await self.limiter.credit_all(charge.keys, unused)
-        except LimiterUnavailable:
-            log.warning("rate limiter unavailable during refund")
+        await self.limiter.credit_all(charge.keys, unused)
 
     @staticmethod
     def rate_limit_info(charge: Charge) -> RateLimitInfo:
