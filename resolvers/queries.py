@@ -59,12 +59,25 @@ async def orders_count(ctx: RequestContext, args: PageArgs) -> int:
     return int(await ctx.db.scalar(count_statement(ORDERS, _order_scope(ctx), args)) or 0)
 
 
+def check_search(search: str) -> None:
+    """Refuse a ``search`` term that is too long or holds a C0 control character (U+0000 to
+    U+001F): a NUL cut SQLite's LIKE pattern short, so it matched every product."""
+    if len(search) > 200:
+        raise BadUserInput("search is longer than 200 characters.", argument="search")
+    for position, character in enumerate(search):
+        if ord(character) < 0x20:
+            raise BadUserInput(
+                f"search must not contain control characters; found U+{ord(character):04X} "
+                f"at position {position}.",
+                argument="search",
+            )
+
+
 def _product_scope(ctx: RequestContext, search: str | None) -> list[ColumnElement[bool]]:
     tenant_id = ctx.require_tenant()
     conditions = [PRODUCTS.c.tenant_id == tenant_id]
     if search:
-        if len(search) > 200:
-            raise BadUserInput("search is longer than 200 characters.", argument="search")
+        check_search(search)
         conditions.append(func.lower(PRODUCTS.c.name).contains(search.lower(), autoescape=True))
     return conditions
 
