@@ -25,9 +25,11 @@ Typical use by the HTTP layer::
 from __future__ import annotations
 
 from auth.policy import (
+    READ_SCOPES,
     can_introspect,
     can_list_users,
     can_manage_products,
+    can_read,
     can_read_internal_note,
     can_read_unit_cost,
     can_read_user_email,
@@ -41,6 +43,7 @@ from auth.principal import ROLE_SCOPES, Principal, Role
 from auth.tokens import AuthError, JWTSettings, TokenVerifier, mint_token, parse_bearer
 
 __all__ = [
+    "READ_SCOPES",
     "ROLE_SCOPES",
     "AuthError",
     "JWTSettings",
@@ -50,6 +53,7 @@ __all__ = [
     "can_introspect",
     "can_list_users",
     "can_manage_products",
+    "can_read",
     "can_read_internal_note",
     "can_read_unit_cost",
     "can_read_user_email",
