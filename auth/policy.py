@@ -17,6 +17,7 @@ __all__ = [
     "can_manage_products",
     "can_read",
     "can_read_internal_note",
+    "can_read_metrics",
     "can_read_unit_cost",
     "can_read_user_email",
     "can_run_adhoc",
@@ -88,6 +89,11 @@ def can_introspect(p: Principal, *, production: bool) -> bool:
     if not _authenticated(p):
         return False
     return p.has_scope("graphql:introspect") if production else True
+
+
+def can_read_metrics(p: Principal) -> bool:
+    """Scraping ``/metrics`` where it is protected needs `metrics:read` (no role grants it)."""
+    return _authenticated(p) and p.has_scope("metrics:read")
 
 
 def can_run_adhoc(p: Principal) -> bool:
