@@ -113,5 +113,6 @@ def test_retry_after_is_the_true_wait(two_workers: Server) -> None:
     # more while the requests ran: the true wait is at most this).
     true_wait = max(0.0, (spent + price - CAPACITY) / RATE)
     retry_after = int(refused.headers["retry-after"])
+    print(f"429 after {spent} points spent: Retry-After {retry_after}, true wait {true_wait:.1f} s")
     assert retry_after <= math.ceil(true_wait) + 1, (retry_after, true_wait, elapsed)
     assert retry_after >= math.floor(true_wait - elapsed) - 1, (retry_after, true_wait, elapsed)
