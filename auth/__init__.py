@@ -25,10 +25,13 @@ Typical use by the HTTP layer::
 from __future__ import annotations
 
 from auth.policy import (
+    READ_SCOPES,
     can_introspect,
     can_list_users,
     can_manage_products,
+    can_read,
     can_read_internal_note,
+    can_read_metrics,
     can_read_unit_cost,
     can_read_user_email,
     can_run_adhoc,
@@ -41,6 +44,7 @@ from auth.principal import ROLE_SCOPES, Principal, Role
 from auth.tokens import AuthError, JWTSettings, TokenVerifier, mint_token, parse_bearer
 
 __all__ = [
+    "READ_SCOPES",
     "ROLE_SCOPES",
     "AuthError",
     "JWTSettings",
@@ -50,7 +54,9 @@ __all__ = [
     "can_introspect",
     "can_list_users",
     "can_manage_products",
+    "can_read",
     "can_read_internal_note",
+    "can_read_metrics",
     "can_read_unit_cost",
     "can_read_user_email",
     "can_run_adhoc",

@@ -11,10 +11,13 @@ import uuid
 from auth.principal import Principal, Role
 
 __all__ = [
+    "READ_SCOPES",
     "can_introspect",
     "can_list_users",
     "can_manage_products",
+    "can_read",
     "can_read_internal_note",
+    "can_read_metrics",
     "can_read_unit_cost",
     "can_read_user_email",
     "can_run_adhoc",
@@ -25,6 +28,14 @@ __all__ = [
 ]
 
 _STAFF_ROLES = frozenset({Role.STAFF, Role.ADMIN})
+
+# The read scopes and the object type each one names. A token that carries any `read:*` scope
+# reads a named type only with its scope; a token without one keeps the role rules alone.
+READ_SCOPES: dict[str, str] = {
+    "Order": "read:orders",
+    "Product": "read:products",
+    "User": "read:users",
+}
 
 
 def _authenticated(p: Principal) -> bool:
@@ -51,6 +62,18 @@ def can_read_user_email(p: Principal, owner_user_id: uuid.UUID | None) -> bool:
     return is_staff(p) or _is_user(p, owner_user_id)
 
 
+def can_read(p: Principal, type_name: str) -> bool:
+    """Whether the token's read scopes let it look up or list objects of ``type_name``.
+
+    Only tokens that carry some `read:*` scope are restricted by them (the role rules apply
+    on top either way); types no scope names (`Review`) are always readable.
+    """
+    scope = READ_SCOPES.get(type_name)
+    if scope is None or scope in p.scopes:
+        return True
+    return not any(granted.startswith("read:") for granted in p.scopes)
+
+
 def can_read_unit_cost(p: Principal) -> bool:
     """Only ADMIN may read `Product.unitCost`."""
     return is_admin(p)
@@ -66,6 +89,11 @@ def can_introspect(p: Principal, *, production: bool) -> bool:
     if not _authenticated(p):
         return False
     return p.has_scope("graphql:introspect") if production else True
+
+
+def can_read_metrics(p: Principal) -> bool:
+    """Scraping ``/metrics`` where it is protected needs `metrics:read` (no role grants it)."""
+    return _authenticated(p) and p.has_scope("metrics:read")
 
 
 def can_run_adhoc(p: Principal) -> bool:

@@ -20,7 +20,9 @@ class Role(StrEnum):
     ADMIN = "ADMIN"
 
 
-_CUSTOMER_SCOPES = frozenset({"read:orders", "write:orders", "read:products"})
+# Every role's default token reads all three named types (policy.READ_SCOPES), so the role
+# rules alone decide what it sees; a narrower token lists fewer `read:*` scopes.
+_CUSTOMER_SCOPES = frozenset({"read:orders", "read:products", "read:users", "write:orders"})
 _STAFF_SCOPES = _CUSTOMER_SCOPES | {"orders:internal", "graphql:introspect", "graphql:adhoc"}
 _ADMIN_SCOPES = _STAFF_SCOPES | {"write:products", "privacy:admin", "pq:admin"}
 

@@ -9,16 +9,19 @@ same arithmetic, in microseconds, with the same rounding:
 
     limiter = MemoryRateLimiter()                      # or RedisRateLimiter(redis_client)
     user = BucketPolicy("user", capacity=1000, restore_rate=50)
-    decision = await limiter.debit("tenant-1:user-7", 70, user)
+    decision = await limiter.debit_all([("tenant-1:user-7", user)], 70)
     if not decision.allowed:
         ...  # 429 THROTTLED, or COST_LIMIT_EXCEEDED when decision.exceeds_capacity
-    await limiter.refund("tenant-1:user-7", 70 - actual_cost, user)
+    await limiter.credit_all([("tenant-1:user-7", user)], 70 - actual_cost)
+
+``credit_all`` returns once the refund is applied: a debit made after it, by this process or
+any other sharing the store, counts it. Answer the request only after it returns, and no
+client ever sees a refusal for points already given back.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import threading
@@ -38,7 +41,6 @@ __all__ = [
     "MultiDecision",
     "RateLimiter",
     "RedisRateLimiter",
-    "debit_many",
     "rate_limit_headers",
 ]
 
@@ -132,11 +134,7 @@ class MultiDecision:
 
 
 class RateLimiter(Protocol):
-    """A cost-weighted bucket store; every operation is atomic."""
-
-    async def debit(self, key: str, cost: int, policy: BucketPolicy) -> Decision:
-        """Take ``cost`` points from the bucket, all of them or none."""
-        ...
+    """A cost-weighted bucket store; every operation is atomic. Only what the app calls."""
 
     async def debit_all(
         self, keys_and_policies: Sequence[tuple[str, BucketPolicy]], cost: int
@@ -144,21 +142,13 @@ class RateLimiter(Protocol):
         """Take ``cost`` points from every bucket, or from none if any refuses."""
         ...
 
-    async def refund(self, key: str, amount: int, policy: BucketPolicy) -> Decision:
-        """Give ``amount`` points back, never past capacity; returns the state after."""
-        ...
-
-    async def refund_all(
-        self, keys_and_policies: Sequence[tuple[str, BucketPolicy]], amount: int
-    ) -> list[Decision]:
-        """Give ``amount`` points back to every bucket, never past capacity."""
-        ...
-
     async def credit_all(
         self, keys_and_policies: Sequence[tuple[str, BucketPolicy]], amount: int
-    ) -> None:
-        """Give ``amount`` points back to every bucket, soon: no later than the limiter's
-        next call on the same buckets or its ``flush_after``; a failure only over-charges."""
+    ) -> MultiDecision | None:
+        """Give ``amount`` points back to every bucket, never past capacity, and return once
+        every later debit (of any process sharing the store) counts them: the buckets' state
+        after, or None when the store failed (the points are then lost: over-charged, the
+        safe direction) or ``amount`` is 0. Never raises ``LimiterUnavailable``."""
         ...
 
     async def peek(self, key: str, policy: BucketPolicy) -> Decision:
@@ -166,15 +156,8 @@ class RateLimiter(Protocol):
         ...
 
     async def close(self) -> None:
-        """Release what the limiter owns."""
+        """Release what the limiter owns (after the credits still in flight are applied)."""
         ...
-
-
-async def debit_many(
-    limiter: RateLimiter, items: Sequence[tuple[str, BucketPolicy]], cost: int
-) -> list[Decision]:
-    """Debit several buckets all-or-nothing; the per-bucket decisions of ``debit_all``."""
-    return list((await limiter.debit_all(items, cost)).decisions)
 
 
 # --- the arithmetic (mirrored line for line by _LUA below) ----------------------------------
@@ -358,12 +341,20 @@ class MemoryRateLimiter:
 
     async def refund(self, key: str, amount: int, policy: BucketPolicy) -> Decision:
         """Give ``amount`` points back, never past capacity; returns the state after."""
-        return (await self.refund_all([(key, policy)], amount))[0]
+        return self._refund_all([(key, policy)], amount).decisions[0]
 
-    async def refund_all(
+    async def credit_all(
         self, keys_and_policies: Sequence[tuple[str, BucketPolicy]], amount: int
-    ) -> list[Decision]:
-        """Give ``amount`` points back to every bucket, never past capacity."""
+    ) -> MultiDecision | None:
+        """Give ``amount`` points back to every bucket, never past capacity, at once."""
+        _check_items(keys_and_policies, amount, "amount")
+        if amount == 0:
+            return None
+        return self._refund_all(keys_and_policies, amount)
+
+    def _refund_all(
+        self, keys_and_policies: Sequence[tuple[str, BucketPolicy]], amount: int
+    ) -> MultiDecision:
         _check_items(keys_and_policies, amount, "amount")
         decisions = []
         with self._lock:
@@ -376,13 +367,7 @@ class MemoryRateLimiter:
                     self._tats.get(skey), now, 0, policy.capacity, policy.interval_us
                 )
                 decisions.append(_decision(key, policy, 0, True, False, remaining, 0, reset_us))
-        return decisions
-
-    async def credit_all(
-        self, keys_and_policies: Sequence[tuple[str, BucketPolicy]], amount: int
-    ) -> None:
-        """``refund_all`` at once: in-process buckets cost nothing to update."""
-        await self.refund_all(keys_and_policies, amount)
+        return _multi(decisions, True)
 
     async def peek(self, key: str, policy: BucketPolicy) -> Decision:
         """Report the bucket's state without changing it."""
@@ -403,8 +388,7 @@ class MemoryRateLimiter:
 # --- Redis ------------------------------------------------------------------------------------
 
 # KEYS: bucket keys. ARGV[1] mode (0 debit, 1 refund, 2 peek), ARGV[2] amount, then for each
-# key its capacity, its emission interval in microseconds and a credit given back to it before
-# the mode's own work (the refunds ``credit_all`` deferred). Reply: all_fit, then per key
+# key its capacity and its emission interval in microseconds. Reply: all_fit, then per key
 # fits, exceeds, remaining, retry_us, reset_us. Uses the server's clock so that hosts with
 # skewed clocks agree; scripts are replicated by effects (Redis >= 5), so TIME is allowed.
 _LUA = """
@@ -449,15 +433,9 @@ local function evaluate(debt, cost, cap, interval)
 end
 
 for i = 1, n do
-  local cap = tonumber(ARGV[3 * i])
-  local interval = tonumber(ARGV[3 * i + 1])
-  local credit = tonumber(ARGV[3 * i + 2])
+  local cap = tonumber(ARGV[1 + 2 * i])
+  local interval = tonumber(ARGV[2 + 2 * i])
   local debt = debt_of(KEYS[i])
-  if credit > 0 then
-    debt = debt - credit * interval
-    if debt < 0 then debt = 0.0 end
-    if mode == 2 then store(KEYS[i], debt) end
-  end
   if mode == 1 then
     debt = debt - amount * interval
     if debt < 0 then debt = 0.0 end
@@ -467,7 +445,7 @@ for i = 1, n do
   if mode ~= 0 then cost = 0 end
   local fits, exceeds, after, remaining, retry, reset = evaluate(debt, cost, cap, interval)
   if not fits then all_fit = 0 end
-  debts[i] = {debt, after, cap, interval, credit}
+  debts[i] = {debt, after, cap, interval}
   res[i] = {fits and 1 or 0, exceeds and 1 or 0, remaining, retry, reset}
 end
 
@@ -477,7 +455,6 @@ if mode == 0 then
     if all_fit == 1 then
       store(KEYS[i], d[2])
     else
-      if d[5] > 0 then store(KEYS[i], d[1]) end
       local _, _, _, remaining, _, reset = evaluate(d[1], 0, d[3], d[4])
       res[i][3] = remaining
       res[i][5] = reset
@@ -491,6 +468,17 @@ for i = 1, n do
 end
 return out
 """
+
+_Group = tuple[tuple[str, BucketPolicy], ...]
+
+
+@dataclass
+class _Owed:
+    """Points owed back to one group of buckets by credits that wait for their call."""
+
+    items: list[tuple[str, BucketPolicy]]
+    amount: int
+    settled: asyncio.Future[MultiDecision | None]
 
 
 class RedisRateLimiter:
@@ -506,18 +494,17 @@ class RedisRateLimiter:
 
     Give it a client whose pool blocks rather than fails when busy (see ``from_url``).
 
-    ``credit_all`` (the refund of a request's unused points) costs no round trip of its own:
-    what is owed to a bucket rides along with this limiter's next call that touches the
-    bucket (any caller's debit of a shared tenant bucket, the caller's own next debit), or is
-    paid by a background flush about ``flush_after`` seconds later, ``flush_concurrency``
-    buckets at a time. Until then the buckets are over-charged by it, the safe direction; a
-    credit whose call fails is dropped for the same reason (the call may have applied it), and
-    a flush that meets a failing Redis drops everything still owed rather than wait on it.
+    ``credit_all`` (the refund of a request's unused points) is applied in Redis before it
+    returns, so a request answered after it leaves no refund owed anywhere: the next debit,
+    whichever worker makes it, counts it. Credits to the same buckets that arrive while one
+    is on its way wait for it and then travel together, as one call (a group commit): under
+    load, many requests' refunds share a round trip. A credit whose call fails is dropped
+    and logged (the call may have applied it; over-charging is the safe direction).
 
     Example::
 
         limiter = RedisRateLimiter.from_url("redis://127.0.0.1:6379/0")
-        decision = await limiter.debit("{t1}:u1", 12, BucketPolicy("user", 1000, 50))
+        decision = await limiter.debit_all([("{t1}:u1", BucketPolicy("user", 1000, 50))], 12)
     """
 
     def __init__(
@@ -527,20 +514,15 @@ class RedisRateLimiter:
         prefix: str = "tg:rl:",
         timeout: float = 0.05,
         owns_client: bool = False,
-        flush_after: float = 0.05,
-        flush_concurrency: int = 16,
     ) -> None:
         self._client = client
         self._prefix = prefix
         self._timeout = timeout
         self._owns_client = owns_client
         self._script = client.register_script(_LUA)
-        self._flush_after = flush_after
-        self._flush_concurrency = flush_concurrency
-        # storage key -> (key, policy, points owed back to that bucket)
-        self._credits: dict[str, tuple[str, BucketPolicy, int]] = {}
-        self._flusher: asyncio.Task[None] | None = None
-        self._flushing = False
+        # Credits waiting for their call, and the task sending each group's calls.
+        self._owed: dict[_Group, _Owed] = {}
+        self._settlers: dict[_Group, asyncio.Task[None]] = {}
 
     @classmethod
     def from_url(
@@ -589,9 +571,8 @@ class RedisRateLimiter:
     ) -> tuple[bool, list[tuple[bool, bool, int, int, int]]]:
         keys = [self.storage_key(key, policy) for key, policy in items]
         args: list[Any] = [mode, amount]
-        for storage_key, (_, policy) in zip(keys, items, strict=True):
-            owed = self._credits.pop(storage_key, None)
-            args += [policy.capacity, repr(policy.interval_us), 0 if owed is None else owed[2]]
+        for _, policy in items:
+            args += [policy.capacity, repr(policy.interval_us)]
         reply = await self._bounded(self._script(keys=keys, args=args))
         try:
             values = [int(v) for v in reply]
@@ -624,73 +605,68 @@ class RedisRateLimiter:
         return _multi(decisions, all_fit)
 
     async def refund(self, key: str, amount: int, policy: BucketPolicy) -> Decision:
-        """Give ``amount`` points back, never past capacity; returns the state after."""
-        return (await self.refund_all([(key, policy)], amount))[0]
+        """Give ``amount`` points back, never past capacity; returns the state after
+        (raises ``LimiterUnavailable`` when Redis fails, unlike ``credit_all``)."""
+        _check_items([(key, policy)], amount, "amount")
+        return (await self._refund_all([(key, policy)], amount)).decisions[0]
 
-    async def refund_all(
-        self, keys_and_policies: Sequence[tuple[str, BucketPolicy]], amount: int
-    ) -> list[Decision]:
-        """Give ``amount`` points back to every bucket, never past capacity."""
-        _check_items(keys_and_policies, amount, "amount")
-        _, rows = await self._run(_MODE_REFUND, keys_and_policies, amount)
-        return [
+    async def _refund_all(
+        self, items: Sequence[tuple[str, BucketPolicy]], amount: int
+    ) -> MultiDecision:
+        _, rows = await self._run(_MODE_REFUND, items, amount)
+        decisions = [
             _decision(key, policy, 0, True, False, remaining, 0, reset_us)
-            for (key, policy), (_, _, remaining, _, reset_us) in zip(
-                keys_and_policies, rows, strict=True
-            )
+            for (key, policy), (_, _, remaining, _, reset_us) in zip(items, rows, strict=True)
         ]
+        return _multi(decisions, True)
 
     async def credit_all(
         self, keys_and_policies: Sequence[tuple[str, BucketPolicy]], amount: int
-    ) -> None:
-        """Owe ``amount`` points to every bucket; paid with the next call that touches a bucket
-        or by the flush about ``flush_after`` seconds from now (no round trip of its own)."""
+    ) -> MultiDecision | None:
+        """Give ``amount`` points back to every bucket; returns once Redis has applied them
+        (with the buckets' state after), or None when Redis failed (the credit is dropped and
+        logged) or ``amount`` is 0. Joins a credit to the same buckets still waiting for its
+        call, so concurrent refunds share one round trip."""
         _check_items(keys_and_policies, amount, "amount")
         if amount == 0:
-            return
-        for key, policy in keys_and_policies:
-            storage_key = self.storage_key(key, policy)
-            owed = self._credits.get(storage_key)
-            self._credits[storage_key] = (key, policy, amount + (0 if owed is None else owed[2]))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.get_running_loop().create_task(self._flush_later())
+            return None
+        group: _Group = tuple(keys_and_policies)
+        owed = self._owed.get(group)
+        if owed is None:
+            owed = _Owed(list(group), 0, asyncio.get_running_loop().create_future())
+            self._owed[group] = owed
+            if group not in self._settlers:
+                self._settlers[group] = asyncio.get_running_loop().create_task(self._settle(group))
+        owed.amount += amount
+        # Shielded: a caller that goes away (client disconnect) does not cancel the others'.
+        return await asyncio.shield(owed.settled)
 
-    async def _flush_later(self) -> None:
-        await asyncio.sleep(self._flush_after)
-        await self.flush()
-
-    async def _pay(self, key: str, policy: BucketPolicy, owed: int) -> None:
-        await self._run(_MODE_REFUND, [(key, policy)], owed)
+    async def _settle(self, group: _Group) -> None:
+        """Send the group's owed credits, one call at a time, until none is waiting."""
+        try:
+            while (owed := self._owed.pop(group, None)) is not None:
+                try:
+                    result: MultiDecision | None = await self._refund_all(owed.items, owed.amount)
+                except LimiterUnavailable as exc:
+                    log.warning(
+                        "rate limiter unavailable during refund: %d points not given back to %s (%s)",
+                        owed.amount,
+                        ", ".join(self.storage_key(k, p) for k, p in owed.items),
+                        exc,
+                    )
+                    result = None
+                except BaseException as exc:
+                    owed.settled.set_exception(exc)
+                    owed.settled.exception()  # retrieved: no "never retrieved" noise
+                    raise
+                owed.settled.set_result(result)
+        finally:
+            del self._settlers[group]
 
     async def flush(self) -> None:
-        """Pay every credit still owed now, ``flush_concurrency`` buckets at a time (one call
-        each). At the first failure, everything still owed is dropped: Redis is failing, and
-        the buckets staying over-charged is the safe direction."""
-        self._flushing = True
-        try:
-            while self._credits:
-                batch: list[tuple[str, BucketPolicy, int]] = []
-                while self._credits and len(batch) < self._flush_concurrency:
-                    _, owed = self._credits.popitem()
-                    batch.append(owed)
-                results = await asyncio.gather(
-                    *(self._pay(*owed) for owed in batch), return_exceptions=True
-                )
-                failed = [r for r in results if isinstance(r, LimiterUnavailable)]
-                if failed:
-                    dropped = len(failed) + len(self._credits)
-                    self._credits.clear()
-                    log.warning(
-                        "rate limiter unavailable during refund: %d deferred refunds dropped (%s)",
-                        dropped,
-                        failed[0],
-                    )
-                    return
-                for result in results:
-                    if isinstance(result, BaseException):
-                        raise result
-        finally:
-            self._flushing = False
+        """Wait until every credit sent or waiting has been applied (or dropped)."""
+        while self._settlers:
+            await asyncio.gather(*self._settlers.values(), return_exceptions=True)
 
     async def peek(self, key: str, policy: BucketPolicy) -> Decision:
         """Report the bucket's state without changing it."""
@@ -699,16 +675,8 @@ class RedisRateLimiter:
         return _decision(key, policy, 0, True, False, remaining, 0, reset_us)
 
     async def close(self) -> None:
-        """Pay the credits still owed, then close the Redis client if this limiter created it."""
-        flusher = self._flusher
-        if flusher is not None and not flusher.done():
-            if self._flushing:  # its calls are in flight: let them finish, or lose their credits
-                with contextlib.suppress(Exception):
-                    await flusher
-            else:
-                flusher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await flusher
+        """Let the credits in flight finish, then close the Redis client if this limiter
+        created it."""
         await self.flush()
         if self._owns_client:
             await self._client.aclose()

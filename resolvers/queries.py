@@ -42,8 +42,24 @@ def page_args(
     return PageArgs(first=size, sort=sort, desc=desc, after=cursor, filters=filters)
 
 
+def require_read(ctx: RequestContext, type_name: str) -> None:
+    """FORBIDDEN unless the token's read scopes cover ``type_name`` (``policy.can_read``).
+
+    Checked by every use case that looks up or lists orders, products or users, so both
+    executors enforce it alike and before any statement runs. Objects reached through
+    another one (an order's customer, an item's product) come with their parent.
+    """
+    if not policy.can_read(ctx.principal, type_name):
+        scope = policy.READ_SCOPES[type_name]
+        raise Forbidden(
+            f"This token may not read {type_name} objects: its read scopes lack {scope}.",
+            requiredScope=scope,
+        )
+
+
 def _order_scope(ctx: RequestContext) -> list[ColumnElement[bool]]:
     tenant_id = ctx.require_tenant()
+    require_read(ctx, "Order")
     conditions = [ORDERS.c.tenant_id == tenant_id]
     if not policy.is_staff(ctx.principal):
         conditions.append(ORDERS.c.customer_id == ctx.require_user())
@@ -59,12 +75,26 @@ async def orders_count(ctx: RequestContext, args: PageArgs) -> int:
     return int(await ctx.db.scalar(count_statement(ORDERS, _order_scope(ctx), args)) or 0)
 
 
+def check_search(search: str) -> None:
+    """Refuse a ``search`` term that is too long or holds a C0 control character (U+0000 to
+    U+001F): a NUL cut SQLite's LIKE pattern short, so it matched every product."""
+    if len(search) > 200:
+        raise BadUserInput("search is longer than 200 characters.", argument="search")
+    for position, character in enumerate(search):
+        if ord(character) < 0x20:
+            raise BadUserInput(
+                f"search must not contain control characters; found U+{ord(character):04X} "
+                f"at position {position}.",
+                argument="search",
+            )
+
+
 def _product_scope(ctx: RequestContext, search: str | None) -> list[ColumnElement[bool]]:
     tenant_id = ctx.require_tenant()
+    require_read(ctx, "Product")
     conditions = [PRODUCTS.c.tenant_id == tenant_id]
     if search:
-        if len(search) > 200:
-            raise BadUserInput("search is longer than 200 characters.", argument="search")
+        check_search(search)
         conditions.append(func.lower(PRODUCTS.c.name).contains(search.lower(), autoescape=True))
     return conditions
 
@@ -84,6 +114,7 @@ def _user_scope(ctx: RequestContext) -> list[ColumnElement[bool]]:
     tenant_id = ctx.require_tenant()
     if not policy.can_list_users(ctx.principal):
         raise Forbidden("Only STAFF and ADMIN may list users.")
+    require_read(ctx, "User")
     return [USERS.c.tenant_id == tenant_id]
 
 
@@ -107,6 +138,7 @@ async def node(ctx: RequestContext, global_id: str) -> tuple[str, Row[Any]] | No
     """Resolve a global id within the caller's tenant; other tenants' ids read as missing."""
     type_name, key = from_global_id(global_id)
     ctx.require_tenant()
+    require_read(ctx, type_name)
     loader = {
         "User": ctx.loaders.user,
         "Product": ctx.loaders.product,
@@ -129,6 +161,7 @@ async def entity(ctx: RequestContext, global_id: str, type_name: str) -> Row[Any
 
 async def customer_orders(ctx: RequestContext, user_id: uuid.UUID, args: PageArgs) -> Page:
     """A user's orders: customers see only their own, so others' lists are empty."""
+    require_read(ctx, "Order")
     if not policy.order_visible_to(ctx.principal, user_id):
         return Page(rows=[], has_next=False, has_previous=args.after is not None)
     page: Page = await ctx.loaders.orders_by_customer.load((user_id, args))
@@ -138,6 +171,7 @@ async def customer_orders(ctx: RequestContext, user_id: uuid.UUID, args: PageArg
 async def customer_orders_count(
     ctx: RequestContext, user_id: uuid.UUID, filters: tuple[tuple[str, Any], ...]
 ) -> int:
+    require_read(ctx, "Order")
     if not policy.order_visible_to(ctx.principal, user_id):
         return 0
     count: int = await ctx.loaders.order_count_by_customer.load((user_id, filters))

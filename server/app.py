@@ -18,7 +18,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from auth.tokens import TokenVerifier
+from auth import policy
+from auth.tokens import AuthError, TokenVerifier, parse_bearer
 from database.engine import make_engine, ping
 from guards.limits import Limits
 from guards.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
@@ -100,10 +101,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         cache=RedisCache(redis_client) if redis_client is not None else MemoryCache(10_000),
         apq_enabled=settings.apq,
     )
+    verifier = TokenVerifier(settings.jwt())
     endpoint = GraphQLEndpoint(
         settings=settings,
         pipeline=pipeline,
-        verifier=TokenVerifier(settings.jwt()),
+        verifier=verifier,
         engine=engine,
         graphiql_html=graphiql.graphiql_html() if settings.graphiql_enabled else None,
         graphiql_csp=graphiql.CONTENT_SECURITY_POLICY,
@@ -112,9 +114,43 @@ def create_app(settings: Settings | None = None) -> Starlette:
         registry=registry,
     )
 
+    def metrics_refusal(request: Request) -> Response | None:
+        """401/403 unless the caller's bearer token holds `metrics:read` (when required)."""
+        if not settings.metrics_auth_required:
+            return None
+        challenge = 'Bearer realm="metrics", scope="metrics:read"'
+        try:
+            token = parse_bearer(request.headers.get("authorization"))
+            principal = None if token is None else verifier.verify(token)
+        except AuthError as error:
+            return JSONResponse(
+                {"error": f"authentication failed: {error.reason}", "code": "UNAUTHENTICATED"},
+                status_code=401,
+                headers={"WWW-Authenticate": f'{challenge}, error="invalid_token"'},
+            )
+        if principal is None:
+            return JSONResponse(
+                {
+                    "error": "a bearer token with metrics:read is required",
+                    "code": "UNAUTHENTICATED",
+                },
+                status_code=401,
+                headers={"WWW-Authenticate": challenge},
+            )
+        if not policy.can_read_metrics(principal):
+            return JSONResponse(
+                {"error": "needs the scope metrics:read", "code": "FORBIDDEN"},
+                status_code=403,
+                headers={"WWW-Authenticate": f'{challenge}, error="insufficient_scope"'},
+            )
+        return None
+
     async def metrics_endpoint(request: Request) -> Response:
         if metrics is None:
             return JSONResponse({"error": "metrics are disabled"}, status_code=404)
+        refusal = metrics_refusal(request)
+        if refusal is not None:
+            return refusal
         body, content_type = metrics.render(request.headers.get("accept"))
         return Response(body, media_type=content_type)
 

@@ -174,33 +174,20 @@ class GuardedLimiter:
         self.breaker.record_success()
         return result
 
-    async def debit(self, key: str, cost: int, policy: BucketPolicy) -> Decision:
-        """Take ``cost`` points from the bucket, all of them or none."""
-        return await self._guard(lambda: self.inner.debit(key, cost, policy))
-
     async def debit_all(
         self, keys_and_policies: Sequence[tuple[str, BucketPolicy]], cost: int
     ) -> MultiDecision:
         """Take ``cost`` points from every bucket, or from none if any refuses."""
         return await self._guard(lambda: self.inner.debit_all(keys_and_policies, cost))
 
-    async def refund(self, key: str, amount: int, policy: BucketPolicy) -> Decision:
-        """Give ``amount`` points back, never past capacity."""
-        return await self._guard(lambda: self.inner.refund(key, amount, policy))
-
-    async def refund_all(
-        self, keys_and_policies: Sequence[tuple[str, BucketPolicy]], amount: int
-    ) -> list[Decision]:
-        """Give ``amount`` points back to every bucket."""
-        return await self._guard(lambda: self.inner.refund_all(keys_and_policies, amount))
-
     async def credit_all(
         self, keys_and_policies: Sequence[tuple[str, BucketPolicy]], amount: int
-    ) -> None:
-        """Owe ``amount`` points back to every bucket (dropped while the circuit is open:
+    ) -> MultiDecision | None:
+        """Give ``amount`` points back to every bucket (dropped while the circuit is open:
         the buckets then stay over-charged, the safe direction)."""
-        if self.breaker.state != OPEN:
-            await self.inner.credit_all(keys_and_policies, amount)
+        if self.breaker.state == OPEN:
+            return None
+        return await self.inner.credit_all(keys_and_policies, amount)
 
     async def peek(self, key: str, policy: BucketPolicy) -> Decision:
         """Report the bucket's state without changing it."""

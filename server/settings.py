@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     access_log: bool = True
     metrics: bool = True
     metrics_dir: str | None = None
+    # /metrics wants a bearer token with the scope `metrics:read`; None: in production only.
+    metrics_auth: bool | None = None
     otlp_endpoint: str | None = None
     trace_sample_ratio: float = 1.0
     ssl_certfile: str | None = None
@@ -96,6 +98,11 @@ class Settings(BaseSettings):
     @property
     def production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def metrics_auth_required(self) -> bool:
+        """Whether ``/metrics`` needs a token with `metrics:read` (production by default)."""
+        return self.production if self.metrics_auth is None else self.metrics_auth
 
     @property
     def graphiql_enabled(self) -> bool:

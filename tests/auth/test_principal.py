@@ -36,7 +36,7 @@ def test_role_values_are_their_names() -> None:
 
 
 def test_role_scopes_are_exactly_the_documented_sets() -> None:
-    customer = {"read:orders", "write:orders", "read:products"}
+    customer = {"read:orders", "read:products", "read:users", "write:orders"}
     staff = customer | {"orders:internal", "graphql:introspect", "graphql:adhoc"}
     admin = staff | {"write:products", "privacy:admin", "pq:admin"}
     expected = {Role.CUSTOMER: customer, Role.STAFF: staff, Role.ADMIN: admin}

@@ -19,7 +19,6 @@ from guards.ratelimit import (
     MultiDecision,
     RateLimiter,
     RedisRateLimiter,
-    debit_many,
     rate_limit_headers,
 )
 from tests.live.servers import free_port
@@ -62,6 +61,8 @@ class Backend:
 
     name: str
     limiter: RateLimiter
+    # Another process's limiter on the same store (the same object for the in-process twin).
+    other: RateLimiter
     client: aioredis.Redis | None = None
     prefix: str = ""
     closers: list[object] = field(default_factory=list)
@@ -95,17 +96,19 @@ async def redis_space() -> AsyncIterator[tuple[aioredis.Redis, str]]:
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
     if request.param == "memory":
         limiter = MemoryRateLimiter()
-        yield Backend("memory", limiter)
+        yield Backend("memory", limiter, limiter)
         await limiter.close()
         return
     client = await redis_client_or_skip()
     prefix = f"tg:rl:test:{uuid.uuid4().hex}:"
     redis_limiter = RedisRateLimiter(client, prefix=prefix, timeout=CONTRACT_TIMEOUT)
+    other = RedisRateLimiter(client, prefix=prefix, timeout=CONTRACT_TIMEOUT)
     try:
-        yield Backend("redis", redis_limiter, client=client, prefix=prefix)
+        yield Backend("redis", redis_limiter, other, client=client, prefix=prefix)
     finally:
         await drop_keys(client, prefix)
         await redis_limiter.close()
+        await other.close()
         await client.aclose()
 
 
@@ -198,55 +201,108 @@ async def test_refund_gives_back_exactly_and_never_past_capacity(backend: Backen
     assert not await backend.holds("other", policy)
 
 
-@pytest.mark.parametrize("turns", range(8))
-async def test_closing_pays_a_credit_whose_flush_is_in_flight(
+async def test_a_credit_is_counted_by_every_debit_after_it_returns(backend: Backend) -> None:
+    """Issue #12 finding 1: once ``credit_all`` returns (and the request is answered), a debit
+    by any process sharing the store counts the refund, so it is never refused for points
+    already given back and its Retry-After is the true wait."""
+    policy = BucketPolicy("user", capacity=3000, restore_rate=5)
+    items = [("t1:u1", policy)]
+    started = time.monotonic()
+    for turn in range(7):  # requests priced 2042 that each cost 152, on either worker
+        limiter = backend.limiter if turn % 2 == 0 else backend.other
+        charged = await limiter.debit_all(items, 2042)
+        assert charged.allowed, (turn, charged.binding)
+        await limiter.credit_all(items, 2042 - 152)
+    # 7 x 152 = 1064 spent: the next 2042 needs 106 more points, 21.2 s at 5 points/s (less
+    # what came back while the test ran), and Retry-After says so to the second.
+    refused = await backend.other.debit_all(items, 2042)
+    elapsed = time.monotonic() - started
+    assert not refused.allowed
+    assert 21.2 - elapsed - TOL <= refused.retry_after <= 21.2 + TOL
+    headers = dict(rate_limit_headers(refused))
+    assert headers["Retry-After"] == "22"
+
+
+@pytest.mark.parametrize("turns", range(1, 7))
+async def test_closing_waits_for_a_credit_in_flight(
     turns: int, redis_space: tuple[aioredis.Redis, str]
 ) -> None:
-    """``close`` while the flusher is sleeping, sending or waiting for Redis's answer: the
-    credit is paid either way (cancelling a flush in flight would lose it)."""
+    """``close`` while a credit is waiting, being sent or waiting for Redis's answer: the
+    credit is applied either way (cancelling a call in flight would lose it)."""
     client, prefix = redis_space
     policy = slow("user", 10)
-    # The worker's own client: its first call connects, so the flush is in flight longer.
+    # The worker's own client: its first call connects, so the credit is in flight longer.
     fresh = aioredis.Redis(host=REDIS_HOST, port=REDIS_PORT)
-    worker = RedisRateLimiter(fresh, prefix=prefix, timeout=CONTRACT_TIMEOUT, flush_after=0)
+    worker = RedisRateLimiter(fresh, prefix=prefix, timeout=CONTRACT_TIMEOUT)
     other = RedisRateLimiter(client, prefix=prefix, timeout=CONTRACT_TIMEOUT)
     try:
         await other.debit("k", 9, policy)
-        await worker.credit_all([("k", policy)], 4)
+        credit = asyncio.ensure_future(worker.credit_all([("k", policy)], 4))
         for _ in range(turns):
             await asyncio.sleep(0)
         await worker.close()
+        assert (await credit) is not None
         assert (await other.peek("k", policy)).remaining == 5
     finally:
         await fresh.aclose()
 
 
-async def test_a_flush_pays_many_buckets_and_gives_up_at_once_on_a_failing_redis(
+async def test_concurrent_credits_share_calls_and_all_arrive(
+    redis_space: tuple[aioredis.Redis, str],
+) -> None:
+    """Credits to the same buckets that arrive while one is on its way travel together (one
+    call for many), and every caller returns only after its own points are in Redis."""
+    client, prefix = redis_space
+    user, tenant = slow("user", 1000), slow("tenant", 1000)
+    items = [("t1:u1", user), ("t1", tenant)]
+    worker = RedisRateLimiter(client, prefix=prefix, timeout=CONTRACT_TIMEOUT)
+    other = RedisRateLimiter(client, prefix=prefix, timeout=CONTRACT_TIMEOUT)
+    calls = 0
+    run = worker._run
+
+    async def counting(*args: object, **kwargs: object) -> object:
+        nonlocal calls
+        calls += 1
+        return await run(*args, **kwargs)  # type: ignore[arg-type]
+
+    worker._run = counting  # type: ignore[method-assign]
+    try:
+        assert (await worker.debit_all(items, 1000)).allowed
+        calls = 0
+
+        async def credit(points: int) -> None:
+            settled = await worker.credit_all(items, points)
+            assert settled is not None
+            # Applied before returning: another worker sees at least this caller's points.
+            assert (await other.peek("t1:u1", user)).remaining >= points
+
+        await asyncio.gather(*(credit(1 + i % 3) for i in range(60)))
+        assert (await other.peek("t1:u1", user)).remaining == sum(1 + i % 3 for i in range(60))
+        assert (await other.peek("t1", tenant)).remaining == 120
+        assert calls < 60, calls
+    finally:
+        await worker.close()
+
+
+async def test_a_credit_against_a_failing_redis_is_dropped_at_once(
     caplog: pytest.LogCaptureFixture, redis_space: tuple[aioredis.Redis, str]
 ) -> None:
-    """Hundreds of buckets owed are paid several at a time; against a Redis that does not
-    answer, the first failure drops everything owed (over-charged: the safe direction)
-    instead of waiting out one timeout per bucket."""
-    client, prefix = redis_space
+    """A credit whose call fails is dropped and logged (the call may have applied it; the
+    buckets stay over-charged, the safe direction); it never fails the request, and the
+    wait is one timeout per group of buckets, not one per credit."""
+    _, prefix = redis_space
     policy = slow("user", 10)
-    keys = [f"u{i}" for i in range(300)]
-    worker = RedisRateLimiter(client, prefix=prefix, timeout=CONTRACT_TIMEOUT, flush_after=60)
-    for key in keys:
-        await worker.debit(key, 10, policy)
-        await worker.credit_all([(key, policy)], 3)
-    await worker.flush()
-    remaining = {(await worker.peek(key, policy)).remaining for key in keys}
-    assert remaining == {3}
-    await worker.close()
-
     dead = aioredis.Redis(host=REDIS_HOST, port=free_port(), socket_connect_timeout=0.05)
-    failing = RedisRateLimiter(dead, prefix=prefix, timeout=0.05, flush_after=60)
-    for key in keys:
-        await failing.credit_all([(key, policy)], 3)
-    async with asyncio.timeout(10):  # one round of failed calls, not 300 timeouts in a row
+    failing = RedisRateLimiter(dead, prefix=prefix, timeout=0.05)
+    try:
+        async with asyncio.timeout(10):
+            results = await asyncio.gather(
+                *(failing.credit_all([(f"u{i % 3}", policy)], 3) for i in range(300))
+            )
+        assert results == [None] * 300
         await failing.close()
-    await dead.aclose()
-    assert "300 deferred refunds dropped" in caplog.text
+    finally:
+        await dead.aclose()
     assert "rate limiter unavailable during refund" in caplog.text
 
 
@@ -289,8 +345,9 @@ async def test_debit_all_is_all_or_nothing(backend: Backend) -> None:
     assert (await backend.limiter.peek("t1:u1", user)).remaining == 6
     assert (await backend.limiter.peek("t1", tenant)).remaining == 1
 
-    refunds = await backend.limiter.refund_all(items, 2)
-    assert [d.remaining for d in refunds] == [8, 3]
+    refunds = await backend.limiter.credit_all(items, 2)
+    assert refunds is not None
+    assert [d.remaining for d in refunds.decisions] == [8, 3]
 
 
 async def test_a_credit_reaches_the_next_debit_of_the_same_buckets(backend: Backend) -> None:
@@ -332,43 +389,12 @@ async def test_a_credit_to_a_shared_bucket_reaches_other_callers(backend: Backen
     assert mutation.allowed and [d.remaining for d in mutation.decisions] == [959, 19, 960]
 
 
-async def test_redis_credits_reach_other_workers_within_the_flush_delay(
-    redis_space: tuple[aioredis.Redis, str],
-) -> None:
-    """A credit costs the request no round trip: it waits for the caller's next call, but
-    another worker (another limiter on the same Redis) sees it after ``flush_after`` at the
-    latest, and ``close`` pays whatever is still owed."""
-    client, prefix = redis_space
-    policy = slow("user", 10)
-    worker = RedisRateLimiter(client, prefix=prefix, timeout=CONTRACT_TIMEOUT, flush_after=0.2)
-    other = RedisRateLimiter(client, prefix=prefix, timeout=CONTRACT_TIMEOUT)
-    try:
-        await worker.debit("k", 9, policy)
-        await worker.credit_all([("k", policy)], 4)
-        assert (await other.peek("k", policy)).remaining == 1  # owed, not yet paid
-        deadline = time.monotonic() + 5.0
-        while (await other.peek("k", policy)).remaining != 5:
-            assert time.monotonic() < deadline, "the credit was never flushed"
-            await asyncio.sleep(0.05)
-        await worker.credit_all([("k", policy)], 2)
-        await worker.close()
-        assert (await other.peek("k", policy)).remaining == 7
-    finally:
-        await other.close()
-
-
 async def test_debit_all_reports_capacity_overflow_as_binding(backend: Backend) -> None:
     items = [("u", slow("user", 100)), ("w", slow("write", 5))]
     decision = await backend.limiter.debit_all(items, 6)
     assert not decision.allowed and decision.exceeds_capacity
     assert decision.binding.policy.name == "write"
     assert (await backend.limiter.peek("u", items[0][1])).remaining == 100
-
-
-async def test_debit_many_returns_per_bucket_decisions(backend: Backend) -> None:
-    items = [("a", slow("user", 10)), ("b", slow("tenant", 20))]
-    decisions = await debit_many(backend.limiter, items, 3)
-    assert [(d.key, d.remaining) for d in decisions] == [("a", 7), ("b", 17)]
 
 
 async def test_concurrent_debits_never_admit_more_than_capacity(backend: Backend) -> None:

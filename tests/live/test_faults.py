@@ -556,7 +556,7 @@ async def test_guarded_limiter_stops_waiting_on_a_hung_redis(
     )
     policy = BucketPolicy("user", capacity=100, restore_rate=1)
     try:
-        assert (await limiter.debit("k", 1, policy)).allowed
+        assert (await limiter.debit_all([("k", policy)], 1)).allowed
         redis_process.pause()  # accepts connections, never answers
         for _ in range(3):
             started = time.perf_counter()
@@ -571,7 +571,7 @@ async def test_guarded_limiter_stops_waiting_on_a_hung_redis(
         assert time.perf_counter() - started < 0.05  # twenty refusals, no waiting
         redis_process.resume()
         await asyncio.sleep(0.6)
-        assert (await limiter.debit("k", 1, policy)).allowed
+        assert (await limiter.debit_all([("k", policy)], 1)).allowed
         assert breaker.state == "closed"
     finally:
         redis_process.resume()
