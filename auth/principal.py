@@ -22,7 +22,7 @@ class Role(StrEnum):
 
 _CUSTOMER_SCOPES = frozenset({"read:orders", "write:orders", "read:products"})
 _STAFF_SCOPES = _CUSTOMER_SCOPES | {"orders:internal", "graphql:introspect", "graphql:adhoc"}
-_ADMIN_SCOPES = _STAFF_SCOPES | {"write:products", "privacy:admin", "pq:admin"}
+_ADMIN_SCOPES = _STAFF_SCOPES | {"write:products", "privacy:admin", "pq:admin", "write:webhooks"}
 
 ROLE_SCOPES: dict[Role, frozenset[str]] = {
     Role.CUSTOMER: _CUSTOMER_SCOPES,
