@@ -48,6 +48,8 @@ class Receiver:
     url: str = ""
     status: int = 200
     delay: float = 0.0
+    location: str | None = None
+    started: int = 0
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -70,6 +72,8 @@ def receiver() -> Iterator[Receiver]:
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length") or 0)
             body = self.rfile.read(length)
+            with state.lock:
+                state.started += 1
             if state.delay:
                 time.sleep(state.delay)
             status = state.status
@@ -77,10 +81,14 @@ def receiver() -> Iterator[Receiver]:
             headers["x-answered"] = "2xx" if 200 <= status < 300 else str(status)
             with state.lock:
                 state.received.append(Received(headers, body))
-            self.send_response(status)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
+            # The worker may have given up already (timeouts, shutdown): a closed pipe is fine.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self.send_response(status)
+                if state.location:
+                    self.send_header("Location", state.location)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
 
         def log_message(self, *args: Any) -> None:
             pass
