@@ -8,7 +8,10 @@ pretends a name resolves elsewhere, the connect step fails the test if it is eve
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
+import io
+import json
 import random
 import uuid
 from collections.abc import AsyncIterator
@@ -21,9 +24,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth.egress import EgressGuard
 from database.engine import make_engine, tenant_transaction
+from observability import configure_logging
 from resolvers import outbox
 from resolvers import webhook_delivery as store
 from resolvers.webhook_delivery import Job, RetryPolicy
+from server.settings import Settings
 from server.webhooks import Sender, WebhookWorker
 from tests.server.conftest import Tokens
 from tests.server.webhook_helpers import post, receiver, register, unregister, wait_until
@@ -361,3 +366,39 @@ def test_backoff_grows_exponentially_with_jitter_and_is_capped() -> None:
         delays = {policy.backoff(attempts, rng) for _ in range(20)}
         assert all(ceiling / 2 <= d <= ceiling for d in delays)
         assert len(delays) > 1  # jitter
+
+
+async def test_one_log_line_per_attempt_without_secret_url_or_payload(
+    client: httpx.AsyncClient, tokens: Tokens, engine: AsyncEngine, settings: Settings
+) -> None:
+    stream = io.StringIO()
+    with receiver() as rx:
+        rx.status = 500
+        endpoint = await register(client, tokens, rx.url + "?token=hush", ["ORDER_CREATED"])
+        endpoint_id = endpoint["endpoint"]["id"]
+        configure_logging(level="INFO", json=True, stream=stream)
+        try:
+            async with tenant_transaction(engine, tokens.tenants["acme"], write=True) as conn:
+                await outbox.emit(
+                    conn, tokens.tenants["acme"], "ORDER_CREATED", {"email": "jo@example.com"}
+                )
+            w = worker(engine, policy=dataclasses.replace(QUICK, backoff_base_seconds=0.001))
+            assert await w.run_once() == 1
+            rx.status = 200
+            await asyncio.sleep(0.01)
+            assert await w.run_once() == 1
+        finally:
+            configure_logging(level=settings.log_level, json=settings.log_json)
+            await unregister(client, tokens, endpoint_id)
+    text = stream.getvalue()
+    lines = [json.loads(line) for line in text.splitlines() if line.strip()]
+    attempts = [line for line in lines if line.get("event") == "webhook.attempt"]
+    assert [(a["attempt"], a["status_code"], a["outcome"]) for a in attempts] == [
+        (1, 500, "retry"),
+        (2, 200, "delivered"),
+    ]
+    assert all(
+        a["logger"] == "tollgate.webhooks" and a["topic"] == "ORDER_CREATED" for a in attempts
+    )
+    for secret_or_personal in (endpoint["secret"], "hush", "jo@example.com", rx.url):
+        assert secret_or_personal not in text

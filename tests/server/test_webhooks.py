@@ -7,18 +7,25 @@ and keeps retrying a failing receiver until it recovers. No test connects outsid
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 
 from auth.webhooks import verify
+from database.engine import make_engine, tenant_transaction
+from resolvers import outbox
 from server.app import create_app
 from server.settings import Settings
 from tests.server.conftest import Tokens, gql, make_settings
 from tests.server.webhook_helpers import (
+    CONFIRM_ORDER,
     CREATE_ENDPOINT,
+    CREATE_ORDER,
     new_product,
     order_life,
     payload,
@@ -329,3 +336,55 @@ async def test_a_name_resolving_to_loopback_is_refused_in_production(
         or "localhost resolves to ::1" in refused["https://localhost:8443/hook"]
     )
     assert "must use https" in refused["http://203.0.113.9/hook"]
+
+
+async def test_no_event_without_a_committed_change_and_none_for_a_replay(
+    hooks: httpx.AsyncClient, tokens: Tokens, settings: Settings
+) -> None:
+    product_id = await new_product(hooks, tokens, stock=3)
+    engine = make_engine(settings.database_url)
+    with receiver() as rx:
+        endpoint = await register(hooks, tokens, rx.url, ORDER_TOPICS)
+        try:
+            before = await _events(engine, tokens)
+            order = {
+                "idempotencyKey": uuid.uuid4().hex,
+                "currency": "USD",
+                "items": [{"productId": product_id, "quantity": 2}],
+            }
+            created = await post(hooks, CREATE_ORDER, {"input": order}, tokens.headers("CUSTOMER"))
+            replayed = await post(hooks, CREATE_ORDER, {"input": order}, tokens.headers("CUSTOMER"))
+            assert replayed["createOrder"]["order"]["id"] == created["createOrder"]["order"]["id"]
+            too_many = {**order, "idempotencyKey": uuid.uuid4().hex}
+            too_many["items"] = [{"productId": product_id, "quantity": 2}]
+            refused = await post(
+                hooks, CREATE_ORDER, {"input": too_many}, tokens.headers("CUSTOMER")
+            )
+            assert refused["createOrder"]["userErrors"][0]["code"] == "INSUFFICIENT_STOCK"
+            stale = await post(
+                hooks,
+                CONFIRM_ORDER,
+                {"id": created["createOrder"]["order"]["id"], "v": 7},
+                tokens.headers("STAFF"),
+            )
+            assert stale["confirmOrder"]["userErrors"][0]["code"] == "VERSION_CONFLICT"
+            await wait_until(lambda: len(rx.snapshot()) >= 1)
+            await asyncio.sleep(0.3)
+            after = await _events(engine, tokens)
+        finally:
+            await unregister(hooks, tokens, endpoint["endpoint"]["id"])
+            await engine.dispose()
+    assert after - before == 1
+    assert [payload(r)["topic"] for r in rx.snapshot()] == ["ORDER_CREATED"]
+
+
+async def _events(engine: Any, tokens: Tokens) -> int:
+    async with tenant_transaction(engine, tokens.tenants["acme"]) as conn:
+        return int(
+            await conn.scalar(
+                select(func.count())
+                .select_from(outbox.EVENTS)
+                .where(outbox.EVENTS.c.tenant_id == tokens.tenants["acme"])
+            )
+            or 0
+        )
