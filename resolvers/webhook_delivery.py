@@ -21,7 +21,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, and_, or_, select, update
+from sqlalchemy import Table, and_, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from database import models
@@ -90,6 +90,14 @@ def _due(now: dt.datetime) -> Any:
         DELIVERIES.c.next_attempt_at <= now,
         or_(DELIVERIES.c.lease_until.is_(None), DELIVERIES.c.lease_until < now),
     )
+
+
+async def tenant_ids(engine: AsyncEngine) -> list[uuid.UUID]:
+    """Every tenant's id (tenants are not tenant-owned rows)."""
+    async with tenant_transaction(engine, None) as conn:
+        return list(
+            (await conn.execute(select(TENANTS.c.id).order_by(TENANTS.c.id))).scalars().all()
+        )
 
 
 async def tenants_with_due_work(engine: AsyncEngine, now: dt.datetime) -> list[uuid.UUID]:
@@ -237,7 +245,15 @@ async def record(
             if changed.rowcount == 0:
                 return "lost"
             await conn.execute(
-                update(ENDPOINTS).where(endpoint).values(consecutive_failures=0, failing_since=None)
+                update(ENDPOINTS)
+                .where(
+                    endpoint,
+                    or_(
+                        ENDPOINTS.c.consecutive_failures != 0,
+                        ENDPOINTS.c.failing_since.is_not(None),
+                    ),
+                )
+                .values(consecutive_failures=0, failing_since=None)
             )
             return "delivered"
         delay = policy.backoff(attempts, rng)
@@ -257,33 +273,41 @@ async def record(
         )
         if changed.rowcount == 0:
             return "lost"
+        # One atomic increment: concurrent workers failing on the same endpoint lose no count.
         state = (
             await conn.execute(
-                select(
+                update(ENDPOINTS)
+                .where(endpoint)
+                .values(
+                    consecutive_failures=ENDPOINTS.c.consecutive_failures + 1,
+                    failing_since=func.coalesce(ENDPOINTS.c.failing_since, now),
+                )
+                .returning(
                     ENDPOINTS.c.consecutive_failures, ENDPOINTS.c.failing_since, ENDPOINTS.c.status
-                ).where(endpoint)
+                )
             )
         ).first()
         if state is None:
             return "failed" if final else "retry"
-        failures = state.consecutive_failures + 1
-        since = now if state.failing_since is None else _utc(state.failing_since)
-        values: dict[str, Any] = {"consecutive_failures": failures, "failing_since": since}
+        failures, since = state.consecutive_failures, _utc(state.failing_since)
         disable = (
             state.status == "ENABLED"
             and failures >= policy.disable_after_failures
             and (now - since).total_seconds() >= policy.disable_after_seconds
         )
         if disable:
-            values.update(
-                status="DISABLED",
-                disabled_at=now,
-                disabled_reason=(
-                    f"Disabled after {failures} failed attempts in a row since "
-                    f"{since.isoformat().replace('+00:00', 'Z')}; last: {error or 'no error'}"
-                )[:MAX_ERROR_LENGTH],
+            await conn.execute(
+                update(ENDPOINTS)
+                .where(endpoint)
+                .values(
+                    status="DISABLED",
+                    disabled_at=now,
+                    disabled_reason=(
+                        f"Disabled after {failures} failed attempts in a row since "
+                        f"{since.isoformat().replace('+00:00', 'Z')}; last: {error or 'no error'}"
+                    )[:MAX_ERROR_LENGTH],
+                )
             )
-        await conn.execute(update(ENDPOINTS).where(endpoint).values(**values))
         if disable:
             await conn.execute(
                 update(DELIVERIES)
@@ -324,3 +348,38 @@ async def release(engine: AsyncEngine, jobs: list[Job], worker: str) -> int:
             )
             released += result.rowcount
     return released
+
+
+async def prune(
+    engine: AsyncEngine, tenant_id: uuid.UUID, now: dt.datetime, keep_seconds: float
+) -> int:
+    """Housekeeping for one tenant: delete deliveries that ended (DELIVERED or FAILED) more
+    than ``keep_seconds`` ago and the events no delivery refers to any more; forget previous
+    secrets whose grace ended. Returns the number of deliveries deleted."""
+    before = now - dt.timedelta(seconds=keep_seconds)
+    async with tenant_transaction(engine, tenant_id, write=True) as conn:
+        deleted = await conn.execute(
+            delete(DELIVERIES).where(
+                DELIVERIES.c.tenant_id == tenant_id,
+                DELIVERIES.c.status.in_(("DELIVERED", "FAILED")),
+                DELIVERIES.c.created_at < before,
+            )
+        )
+        await conn.execute(
+            delete(EVENTS).where(
+                EVENTS.c.tenant_id == tenant_id,
+                EVENTS.c.occurred_at < before,
+                ~exists().where(
+                    DELIVERIES.c.tenant_id == tenant_id, DELIVERIES.c.event_id == EVENTS.c.id
+                ),
+            )
+        )
+        await conn.execute(
+            update(ENDPOINTS)
+            .where(
+                ENDPOINTS.c.tenant_id == tenant_id,
+                ENDPOINTS.c.previous_secret_expires_at < now,
+            )
+            .values(previous_secret=None, previous_secret_expires_at=None)
+        )
+    return int(deleted.rowcount or 0)

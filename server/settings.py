@@ -84,6 +84,8 @@ class Settings(BaseSettings):
     webhook_retry_for_seconds: float = Field(default=3 * 24 * 3600.0, gt=0)
     webhook_disable_after_seconds: float = Field(default=3 * 24 * 3600.0, ge=0)
     webhook_disable_after_failures: int = Field(default=20, ge=1)
+    # Delivered and failed deliveries (and their events) are deleted after this long.
+    webhook_retention_seconds: float = Field(default=30 * 24 * 3600.0, gt=0)
 
     log_level: str = "INFO"
     log_json: bool = True

@@ -185,6 +185,8 @@ class WebhookWorker:
         batch: int = 20,
         metrics: Metrics | None = None,
         worker_id: str | None = None,
+        retention_seconds: float = 30 * 24 * 3600.0,
+        prune_every_seconds: float = 3600.0,
         now: Callable[[], dt.datetime] = _now,
         rng: random.Random | None = None,
     ) -> None:
@@ -200,6 +202,9 @@ class WebhookWorker:
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._held: dict[uuid.UUID, Job] = {}
+        self.retention_seconds = retention_seconds
+        self.prune_every_seconds = prune_every_seconds
+        self._pruned_at: float | None = None
 
     def start(self) -> None:
         """Start the loop in the background (idempotent)."""
@@ -236,6 +241,12 @@ class WebhookWorker:
         while not self._stopping.is_set():
             try:
                 done = await self.run_once()
+                if (
+                    self._pruned_at is None
+                    or time.monotonic() - self._pruned_at >= self.prune_every_seconds
+                ):
+                    self._pruned_at = time.monotonic()
+                    await self.prune()
                 failures = 0
             except asyncio.CancelledError:
                 raise
@@ -247,6 +258,15 @@ class WebhookWorker:
                 delay = self.poll_seconds * min(2**failures, 30)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), delay)
+
+    async def prune(self) -> int:
+        """Delete ended deliveries older than the retention (every tenant); returns the count."""
+        now, deleted = self._now(), 0
+        for tenant_id in await store.tenant_ids(self.engine):
+            deleted += await store.prune(self.engine, tenant_id, now, self.retention_seconds)
+        if deleted:
+            log.info("webhook.pruned", deliveries=deleted, worker=self.worker_id)
+        return deleted
 
     async def run_once(self) -> int:
         """One round: claim what is due (one batch per tenant) and send it; returns the count."""
@@ -336,5 +356,6 @@ def webhook_worker(
         policy,
         poll_seconds=settings.webhook_poll_seconds,
         batch=settings.webhook_batch,
+        retention_seconds=settings.webhook_retention_seconds,
         metrics=metrics,
     )
