@@ -388,3 +388,25 @@ async def _events(engine: Any, tokens: Tokens) -> int:
             )
             or 0
         )
+
+
+async def test_webhook_fields_are_priced_by_their_list_sizes(
+    hooks: httpx.AsyncClient, tokens: Tokens
+) -> None:
+    query = "{ webhookEndpoints { id deliveries(first: 50) { eventId } } }"
+    response = await gql(hooks, query, None, {**tokens.headers("ADMIN"), "X-Cost-Dry-Run": "1"})
+    cost = response.json()["extensions"]["cost"]
+    assert cost["requestedQueryCost"] == 16 + 16 * 50  # at most 16 endpoints, `first` each
+    endpoint = await register(hooks, tokens, "http://127.0.0.1:9/priced", ["ORDER_CREATED"])
+    try:
+        too_many = "{ webhookEndpoints { deliveries(first: 101) { eventId } } }"
+        body = (await gql(hooks, too_many, None, tokens.headers("ADMIN"))).json()
+    finally:
+        await unregister(hooks, tokens, endpoint["endpoint"]["id"])
+    (error,) = body["errors"]
+    assert error["extensions"] == {
+        "code": "BAD_USER_INPUT",
+        "argument": "first",
+        "observed": 101,
+        "limit": 100,
+    }
