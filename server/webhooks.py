@@ -154,6 +154,11 @@ class Sender:
             return Attempt(error=f"unsupported URL: {exc}")
         except (httpcore.NetworkError, httpcore.ProtocolError, OSError) as exc:
             return Attempt(error=f"connection failed: {type(exc).__name__}")
+        except Exception as exc:
+            # Anything else is still this attempt's failure: recorded and retried, never a
+            # delivery left claimed by a crashed round.
+            errors_log.exception("unexpected error sending webhook delivery %s", job.delivery_id)
+            return Attempt(error=f"failed: {type(exc).__name__}")
         if 300 <= status < 400:
             return Attempt(status_code=status, error=f"HTTP {status}: redirects are not followed")
         if not 200 <= status < 300:
@@ -289,7 +294,16 @@ class WebhookWorker:
         by_endpoint: dict[uuid.UUID, list[Job]] = {}
         for job in jobs:
             by_endpoint.setdefault(job.endpoint_id, []).append(job)
-        await asyncio.gather(*(self._deliver_in_order(queue) for queue in by_endpoint.values()))
+        results = await asyncio.gather(
+            *(self._deliver_in_order(queue) for queue in by_endpoint.values()),
+            return_exceptions=True,
+        )
+        for result in results:
+            # A failure to record (the database went away) leaves that claim to its lease.
+            if isinstance(result, BaseException) and not isinstance(result, Exception):
+                raise result
+            if isinstance(result, Exception):
+                errors_log.error("recording a webhook attempt failed", exc_info=result)
         return len(jobs)
 
     async def _deliver_in_order(self, queue: list[Job]) -> None:

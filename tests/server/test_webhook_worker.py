@@ -467,3 +467,12 @@ async def test_pruning_deletes_ended_deliveries_and_expired_previous_secrets(
     assert [(str(row.event_id), row.status) for row in left] == [(pending, "PENDING")]
     assert [str(e) for e in events] == [pending]
     assert all(row.previous_secret is None for row in secrets)
+
+
+async def test_an_unexpected_error_while_sending_is_a_failed_attempt_not_a_crash() -> None:
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("boom")
+
+    sender = Sender(loopback_guard(), timeout=2, connect=broken)
+    attempt = await sender.send(_job("http://127.0.0.1:9/x"))
+    assert attempt == store.Attempt(status_code=None, error="failed: RuntimeError")
