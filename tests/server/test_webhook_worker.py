@@ -476,3 +476,21 @@ async def test_an_unexpected_error_while_sending_is_a_failed_attempt_not_a_crash
     sender = Sender(loopback_guard(), timeout=2, connect=broken)
     attempt = await sender.send(_job("http://127.0.0.1:9/x"))
     assert attempt == store.Attempt(status_code=None, error="failed: RuntimeError")
+
+
+def test_settings_decide_loopback_https_and_a_lease_covering_a_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from server.webhooks import webhook_egress, webhook_worker
+
+    secret = "s" * 40
+    assert Settings(env="development").effective_webhook_allow_loopback is True
+    assert Settings(env="production", jwt_secret=secret).effective_webhook_allow_loopback is False
+    monkeypatch.setenv("TOLLGATE_WEBHOOK_ALLOW_LOOPBACK", "true")
+    prod = Settings(env="production", jwt_secret=secret)
+    assert webhook_egress(prod) == EgressGuard(require_https=True, allow_loopback=True)
+    monkeypatch.setenv("TOLLGATE_WEBHOOK_ALLOW_LOOPBACK", "false")
+    dev = Settings(env="development", webhook_timeout_seconds=5, webhook_batch=10)
+    assert webhook_egress(dev) == EgressGuard(require_https=False, allow_loopback=False)
+    built = webhook_worker(dev, engine=None)  # type: ignore[arg-type]
+    assert built.policy.lease_seconds == 5 * 11 + 30 and built.sender.timeout == 5
