@@ -92,15 +92,19 @@ def product_resource(product: Row[Any]) -> dict[str, Any]:
     }
 
 
-async def _subscribers(conn: AsyncConnection, tenant_id: uuid.UUID, topic: str) -> list[uuid.UUID]:
+async def _subscribers(
+    conn: AsyncConnection, tenant_id: uuid.UUID, topic: str
+) -> tuple[list[uuid.UUID], str]:
+    """The enabled endpoints subscribed to ``topic``, and the tenant's slug (one statement)."""
     rows = (
         await conn.execute(
-            select(ENDPOINTS.c.id, ENDPOINTS.c.topics).where(
-                ENDPOINTS.c.tenant_id == tenant_id, ENDPOINTS.c.status == "ENABLED"
-            )
+            select(ENDPOINTS.c.id, ENDPOINTS.c.topics, TENANTS.c.slug)
+            .join(TENANTS, TENANTS.c.id == ENDPOINTS.c.tenant_id)
+            .where(ENDPOINTS.c.tenant_id == tenant_id, ENDPOINTS.c.status == "ENABLED")
         )
     ).all()
-    return [row.id for row in rows if topic in row.topics.split()]
+    subscribed = [row.id for row in rows if topic in row.topics.split()]
+    return subscribed, (rows[0].slug if rows else "")
 
 
 async def emit(
@@ -110,24 +114,22 @@ async def emit(
 
     Returns the event id, or ``None`` when no enabled endpoint subscribes to ``topic``.
     """
-    endpoints = await _subscribers(conn, tenant_id, topic)
+    endpoints, slug = await _subscribers(conn, tenant_id, topic)
     if not endpoints:
         return None
-    return await _write(conn, tenant_id, topic, endpoints, resource)
+    return await _write(conn, tenant_id, slug, topic, endpoints, resource)
 
 
 async def _write(
     conn: AsyncConnection,
     tenant_id: uuid.UUID,
+    tenant_slug: str,
     topic: str,
     endpoints: list[uuid.UUID],
     resource: dict[str, Any],
 ) -> uuid.UUID:
     if topic not in TOPICS:
         raise ValueError(f"unknown webhook topic {topic!r}")
-    tenant_slug = (
-        await conn.execute(select(TENANTS.c.slug).where(TENANTS.c.id == tenant_id))
-    ).scalar_one()
     event_id, now = new_id(), dt.datetime.now(dt.UTC)
     payload = orjson.dumps(
         {
@@ -166,7 +168,7 @@ async def emit_order(
     conn: AsyncConnection, tenant_id: uuid.UUID, topic: str, order: Row[Any]
 ) -> uuid.UUID | None:
     """Emit ``topic`` for ``order`` (its items are read on the same connection)."""
-    endpoints = await _subscribers(conn, tenant_id, topic)
+    endpoints, slug = await _subscribers(conn, tenant_id, topic)
     if not endpoints:
         return None
     items = (
@@ -176,7 +178,8 @@ async def emit_order(
             .order_by(ORDER_ITEMS.c.position)
         )
     ).all()
-    return await _write(conn, tenant_id, topic, endpoints, order_resource(order, list(items)))
+    resource = order_resource(order, list(items))
+    return await _write(conn, tenant_id, slug, topic, endpoints, resource)
 
 
 async def emit_product(
