@@ -494,3 +494,58 @@ def test_settings_decide_loopback_https_and_a_lease_covering_a_batch(
     assert webhook_egress(dev) == EgressGuard(require_https=False, allow_loopback=False)
     built = webhook_worker(dev, engine=None)  # type: ignore[arg-type]
     assert built.policy.lease_seconds == 5 * 11 + 30 and built.sender.timeout == 5
+
+
+async def test_the_event_commits_or_rolls_back_with_the_change(
+    client: httpx.AsyncClient,
+    tokens: Tokens,
+    engine: AsyncEngine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The outbox rows are written on the mutation's connection: when the transaction fails
+    after they were written, neither the order nor its event exists."""
+    from resolvers.errors import UserErrorCode, UserFailure
+    from tests.server.webhook_helpers import CREATE_ORDER, new_product
+
+    tenant_id = tokens.tenants["acme"]
+    written: list[uuid.UUID] = []
+    original = outbox.emit_order
+
+    async def emit_then_fail(*args: Any, **kwargs: Any) -> Any:
+        event_id = await original(*args, **kwargs)
+        assert event_id is not None
+        written.append(event_id)
+        raise UserFailure(UserErrorCode.INVALID_STATE, "failed after the outbox write")
+
+    product_id = await new_product(client, tokens, stock=5)
+    endpoint = await register(client, tokens, "http://127.0.0.1:9/tx", ["ORDER_CREATED"])
+    try:
+        monkeypatch.setattr(outbox, "emit_order", emit_then_fail)
+        order = {
+            "idempotencyKey": uuid.uuid4().hex,
+            "currency": "USD",
+            "items": [{"productId": product_id, "quantity": 1}],
+        }
+        data = await post(client, CREATE_ORDER, {"input": order}, tokens.headers("CUSTOMER"))
+        assert data["createOrder"]["order"] is None
+        assert data["createOrder"]["userErrors"][0]["message"] == "failed after the outbox write"
+        async with tenant_transaction(engine, tenant_id) as conn:
+            events = (
+                await conn.execute(
+                    select(outbox.EVENTS.c.id).where(
+                        outbox.EVENTS.c.tenant_id == tenant_id, outbox.EVENTS.c.id.in_(written)
+                    )
+                )
+            ).all()
+            deliveries = (
+                await conn.execute(
+                    select(outbox.DELIVERIES.c.id).where(
+                        outbox.DELIVERIES.c.tenant_id == tenant_id,
+                        outbox.DELIVERIES.c.event_id.in_(written),
+                    )
+                )
+            ).all()
+    finally:
+        monkeypatch.undo()
+        await unregister(client, tokens, endpoint["endpoint"]["id"])
+    assert len(written) == 1 and events == [] and deliveries == []
