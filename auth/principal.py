@@ -24,7 +24,7 @@ class Role(StrEnum):
 # rules alone decide what it sees; a narrower token lists fewer `read:*` scopes.
 _CUSTOMER_SCOPES = frozenset({"read:orders", "read:products", "read:users", "write:orders"})
 _STAFF_SCOPES = _CUSTOMER_SCOPES | {"orders:internal", "graphql:introspect", "graphql:adhoc"}
-_ADMIN_SCOPES = _STAFF_SCOPES | {"write:products", "privacy:admin", "pq:admin"}
+_ADMIN_SCOPES = _STAFF_SCOPES | {"write:products", "privacy:admin", "pq:admin", "write:webhooks"}
 
 ROLE_SCOPES: dict[Role, frozenset[str]] = {
     Role.CUSTOMER: _CUSTOMER_SCOPES,

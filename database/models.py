@@ -233,7 +233,83 @@ class PersistedDocument(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-TENANT_OWNED = ("users", "products", "orders", "order_items", "reviews", "idempotency_records")
+class WebhookEndpoint(Base):
+    """A URL a tenant's admin registered for some topics, with its signing secret(s)."""
+
+    __tablename__ = "webhook_endpoints"
+    __table_args__ = (
+        CheckConstraint("status in ('ENABLED', 'DISABLED')", name="status"),
+        Index("ix_webhook_endpoints_tenant_created", "tenant_id", "created_at", "id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUIDKey, primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"))
+    url: Mapped[str] = mapped_column(String(2048))
+    # Space-separated topic names (e.g. "ORDER_CREATED ORDER_CANCELLED").
+    topics: Mapped[str] = mapped_column(String(400))
+    # HMAC keys must be usable, so they are stored as they are (see docs/webhooks.md).
+    secret: Mapped[str] = mapped_column(String(100))
+    previous_secret: Mapped[str | None] = mapped_column(String(100))
+    previous_secret_expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16), default="ENABLED")
+    disabled_reason: Mapped[str | None] = mapped_column(String(400))
+    disabled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    failing_since: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class WebhookEvent(Base):
+    """The outbox: one event, written in the transaction of the change it reports."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (Index("ix_webhook_events_tenant_occurred", "tenant_id", "occurred_at", "id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(UUIDKey, primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"))
+    topic: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    occurred_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One event to one endpoint: claimed by a worker under a lease, retried until done."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        CheckConstraint("status in ('PENDING', 'DELIVERED', 'FAILED')", name="status"),
+        UniqueConstraint("endpoint_id", "event_id", name="uq_webhook_deliveries_endpoint_event"),
+        Index("ix_webhook_deliveries_tenant_due", "tenant_id", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_endpoint_created", "endpoint_id", "created_at", "id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUIDKey, primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"))
+    endpoint_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webhook_endpoints.id"))
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webhook_events.id"))
+    status: Mapped[str] = mapped_column(String(16), default="PENDING")
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # A claim: the worker that holds it and until when; an expired lease is claimable again.
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    last_response_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(400))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+TENANT_OWNED = (
+    "users",
+    "products",
+    "orders",
+    "order_items",
+    "reviews",
+    "idempotency_records",
+    "webhook_endpoints",
+    "webhook_events",
+    "webhook_deliveries",
+)
 
 
 class PersistedDocumentsVersion(Base):

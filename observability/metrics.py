@@ -30,6 +30,7 @@ OPERATION_TYPES = frozenset({"query", "mutation", "subscription"})
 HTTP_METHODS = frozenset({"GET", "POST", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE"})
 RATELIMIT_DECISIONS = frozenset({"allowed", "throttled", "error"})
 DEPENDENCIES = frozenset({"database", "redis"})
+WEBHOOK_OUTCOMES = frozenset({"delivered", "retry", "failed", "disabled", "lost"})
 _GRAPHQL_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]{0,99}")
 _CODE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 _LABEL_TEXT = re.compile(r"[A-Za-z0-9_.:@/ +-]{1,100}")
@@ -210,6 +211,39 @@ class Metrics:
             namespace=ns,
             registry=registry,
         )
+        self.webhook_attempts_total = Counter(
+            "webhook_attempts_total",
+            "Webhook delivery attempts by result (success: a 2xx answer).",
+            ["result"],
+            namespace=ns,
+            registry=registry,
+        )
+        self.webhook_retries_total = Counter(
+            "webhook_retries_total",
+            "Webhook delivery attempts that were retries of a failed one.",
+            namespace=ns,
+            registry=registry,
+        )
+        self.webhook_deliveries_total = Counter(
+            "webhook_deliveries_total",
+            "Webhook deliveries that reached a final state (delivered or failed).",
+            ["outcome"],
+            namespace=ns,
+            registry=registry,
+        )
+        self.webhook_endpoints_disabled_total = Counter(
+            "webhook_endpoints_disabled_total",
+            "Webhook endpoints disabled for failing continuously.",
+            namespace=ns,
+            registry=registry,
+        )
+        self.webhook_attempt_duration_seconds = Histogram(
+            "webhook_attempt_duration_seconds",
+            "Duration of webhook delivery attempts in seconds.",
+            namespace=ns,
+            registry=registry,
+            buckets=HTTP_BUCKETS,
+        )
         self._route = _BoundedLabel(re.compile(r"/[A-Za-z0-9_./{}-]{0,99}"), 50)
         self._code = _BoundedLabel(_CODE)
         self._policy = _BoundedLabel(_CODE, 50)
@@ -292,6 +326,21 @@ class Metrics:
         self.deprecated_field_usage_total.labels(
             self._field(field), self._client(client_name) if client_name else "unknown"
         ).inc()
+
+    def webhook_attempt(self, outcome: str, ok: bool, seconds: float, *, retried: bool) -> None:
+        """Record one webhook attempt; outcome is delivered, retry, failed, disabled or lost."""
+        if outcome not in WEBHOOK_OUTCOMES:
+            raise ValueError(f"unknown webhook outcome {outcome!r}")
+        self.webhook_attempts_total.labels("success" if ok else "failure").inc()
+        self.webhook_attempt_duration_seconds.observe(seconds)
+        if retried:
+            self.webhook_retries_total.inc()
+        if outcome == "delivered":
+            self.webhook_deliveries_total.labels("delivered").inc()
+        elif outcome in ("failed", "disabled"):
+            self.webhook_deliveries_total.labels("failed").inc()
+        if outcome == "disabled":
+            self.webhook_endpoints_disabled_total.inc()
 
     def render(self, accept: str | None = None) -> tuple[bytes, str]:
         """Return the exposition (body, content type); sums all workers in multiprocess mode.

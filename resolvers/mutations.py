@@ -26,6 +26,7 @@ from database.engine import tenant_transaction
 from database.ids import new_id
 from database.models import IdempotencyRecord
 from loaders.loaders import ORDER_ITEMS, ORDERS, PRODUCTS, REVIEWS, TENANTS
+from resolvers import outbox
 from resolvers.context import RequestContext
 from resolvers.errors import Forbidden, UserErrorCode, UserFailure
 from resolvers.ids import from_global_id
@@ -220,6 +221,7 @@ async def create_order(
             update(IDEMPOTENCY).where(IDEMPOTENCY.c.id == record_id).values(order_id=order_id)
         )
         order = (await conn.execute(select(ORDERS).where(ORDERS.c.id == order_id))).one()
+        await outbox.emit_order(conn, ctx.require_tenant(), "ORDER_CREATED", order)
         return Outcome(row=order)
 
     try:
@@ -359,6 +361,7 @@ async def _transition(
                     .where(PRODUCTS.c.id == item.product_id)
                     .values(stock=PRODUCTS.c.stock + item.quantity, version=PRODUCTS.c.version + 1)
                 )
+        await outbox.emit_order(conn, ctx.require_tenant(), outbox.ORDER_TOPICS[target], changed)
         return Outcome(row=changed)
 
     return await _run(ctx, work)
@@ -567,6 +570,7 @@ async def update_product(
                 "The product changed meanwhile.",
                 ["expectedVersion"],
             )
+        await outbox.emit_product(conn, ctx.require_tenant(), "PRODUCT_UPDATED", changed)
         return Outcome(row=changed)
 
     return await _run(ctx, work)

@@ -10,6 +10,7 @@ from schema import root
 from schema.privacy import PrivacyMutation, PrivacyQuery
 from schema.scalars import SCALAR_MAP
 from schema.types import Order, Product, Review, User
+from schema.webhooks import WebhookMutation, WebhookQuery
 
 
 def _merge(name: str, *types: type) -> type:
@@ -22,8 +23,8 @@ def _merge(name: str, *types: type) -> type:
 
 
 # Per-domain roots, merged like a table of contents; the names stay Query and Mutation.
-Query = _merge("Query", root.Query, PrivacyQuery)
-Mutation = _merge("Mutation", root.Mutation, PrivacyMutation)
+Query = _merge("Query", root.Query, PrivacyQuery, WebhookQuery)
+Mutation = _merge("Mutation", root.Mutation, PrivacyMutation, WebhookMutation)
 
 
 def build_schema() -> strawberry.Schema:

@@ -27,6 +27,7 @@ from observability import Metrics, OperationTracer, configure_logging, configure
 from observability.request_id import RequestIdMiddleware
 from observability.tracing import instrument_redis, instrument_sqlalchemy
 from persisted_queries import MemoryCache, RedisCache, Registry, SQLStore
+from resolvers.webhooks import EGRESS_KEY as WEBHOOK_EGRESS_KEY
 from schema import build_schema
 from server import dbstats, faults, graphiql
 from server.endpoint import GraphQLEndpoint
@@ -38,6 +39,7 @@ from server.middleware import (
 from server.pipeline import GraphQLPipeline
 from server.registry import analyser, registry_routes
 from server.settings import Settings
+from server.webhooks import webhook_egress, webhook_worker
 
 log = logging.getLogger("tollgate")
 
@@ -145,6 +147,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             )
         return None
 
+    endpoint.context_extra[WEBHOOK_EGRESS_KEY] = webhook_egress(settings)
+    worker = webhook_worker(settings, engine, metrics) if settings.webhooks else None
+
     async def metrics_endpoint(request: Request) -> Response:
         if metrics is None:
             return JSONResponse({"error": "metrics are disabled"}, status_code=404)
@@ -175,9 +180,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         registry.start()  # the list version is watched off the request path
+        if worker is not None:
+            worker.start()
         try:
             yield {}
         finally:
+            if worker is not None:
+                await worker.stop()
             await registry.stop()
             if limiter is not None:
                 await limiter.close()
@@ -233,4 +242,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.pipeline = pipeline
     app.state.sdl = sdl
     app.state.registry = registry
+    app.state.webhook_worker = worker
     return app

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from server import privacy_cli
+from server import privacy_cli, webhooks_cli
 from server.settings import ROOT, Settings
 
 
@@ -335,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print the report as JSON")
     check.set_defaults(fn=cmd_schema_check)
     privacy_cli.register(sub)
+    webhooks_cli.register(sub)
     return parser
 
 

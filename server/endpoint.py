@@ -183,6 +183,8 @@ class GraphQLEndpoint:
     ) -> None:
         self.registry = registry
         self.metrics = metrics
+        # Copied into every request's RequestContext.extra (e.g. the webhook egress policy).
+        self.context_extra: dict[str, Any] = {}
         self.tracer = tracer or OperationTracer(None)
         self.settings = settings
         self.pipeline = pipeline
@@ -473,6 +475,7 @@ class GraphQLEndpoint:
             production=self.settings.production,
             max_page_size=self.pipeline.limits.max_page_size,
             rate_limit=self.pipeline.rate_limit_info(charge),
+            extra=dict(self.context_extra),
         )
         try:
             document = _only_rate_limit(prepared) if dry_run else None

@@ -72,6 +72,21 @@ class Settings(BaseSettings):
     pq_mode: Literal["open", "audit", "allowlist"] | None = None
     apq: bool = True
 
+    # Webhooks (docs/webhooks.md): the delivery worker of this process and its policy.
+    webhooks: bool = True
+    # Loopback targets: None = allowed outside production only; true/false says so explicitly.
+    webhook_allow_loopback: bool | None = None
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    webhook_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    webhook_batch: int = Field(default=20, ge=1, le=500)
+    webhook_backoff_base_seconds: float = Field(default=10.0, gt=0)
+    webhook_backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    webhook_retry_for_seconds: float = Field(default=3 * 24 * 3600.0, gt=0)
+    webhook_disable_after_seconds: float = Field(default=3 * 24 * 3600.0, ge=0)
+    webhook_disable_after_failures: int = Field(default=20, ge=1)
+    # Delivered and failed deliveries (and their events) are deleted after this long.
+    webhook_retention_seconds: float = Field(default=30 * 24 * 3600.0, gt=0)
+
     log_level: str = "INFO"
     log_json: bool = True
     access_log: bool = True
@@ -113,6 +128,13 @@ class Settings(BaseSettings):
         if self.pq_mode is not None:
             return self.pq_mode
         return "allowlist" if self.production else "open"
+
+    @property
+    def effective_webhook_allow_loopback(self) -> bool:
+        """Loopback webhook targets: as configured, else allowed outside production only."""
+        if self.webhook_allow_loopback is not None:
+            return self.webhook_allow_loopback
+        return not self.production
 
     @property
     def effective_jwt_secret(self) -> str | None:

@@ -38,7 +38,7 @@ def test_role_values_are_their_names() -> None:
 def test_role_scopes_are_exactly_the_documented_sets() -> None:
     customer = {"read:orders", "read:products", "read:users", "write:orders"}
     staff = customer | {"orders:internal", "graphql:introspect", "graphql:adhoc"}
-    admin = staff | {"write:products", "privacy:admin", "pq:admin"}
+    admin = staff | {"write:products", "privacy:admin", "pq:admin", "write:webhooks"}
     expected = {Role.CUSTOMER: customer, Role.STAFF: staff, Role.ADMIN: admin}
     assert expected == ROLE_SCOPES
     assert all(isinstance(s, frozenset) for s in ROLE_SCOPES.values())

@@ -91,6 +91,8 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "write_capacity": 10_000_000,
         "anonymous_capacity": 1_000_000,
         "log_json": False,
+        # No delivery worker unless a test starts one (tests/server/test_webhooks*.py).
+        "webhooks": False,
     }
     values.update(overrides)
     return Settings(**values)
