@@ -41,6 +41,12 @@ def _noop_hook(name: str, size: int) -> None:
     return None
 
 
+def _read(future: asyncio.Future[Any]) -> None:
+    """Mark a shared future's outcome as retrieved (its waiters may all be gone)."""
+    if not future.cancelled():
+        future.exception()
+
+
 class _TenantLoader(DataLoader):  # type: ignore[misc]
     """Base: holds the request's database handle and reports batch sizes."""
 
@@ -54,13 +60,19 @@ class _TenantLoader(DataLoader):  # type: ignore[misc]
 
         When a field error nulls a parent, graphql-core cancels the sibling fields still
         running; a sibling awaiting a value another branch shares would otherwise cancel the
-        shared future and the other branch would receive CancelledError.
+        shared future and the other branch would receive CancelledError. The shared future is
+        always read (``_read``): a batch that fails after every waiter was cancelled must not
+        leave asyncio to log "Future exception was never retrieved".
         """
-        return asyncio.shield(super().load(key))
+        inner = super().load(key)
+        inner.add_done_callback(_read)
+        return asyncio.shield(inner)
 
     def load_many(self, keys: Iterable[Any]) -> Any:
         """Values for ``keys`` in order: one shield for the whole list, as ``load`` explains."""
-        return asyncio.shield(asyncio.gather(*[DataLoader.load(self, key) for key in keys]))
+        inner = asyncio.gather(*[DataLoader.load(self, key) for key in keys])
+        inner.add_done_callback(_read)
+        return asyncio.shield(inner)
 
     def params(self, keys: Iterable[Any]) -> dict[str, Any]:
         """Parameters of the by-key statements: this tenant and the distinct keys."""
