@@ -44,6 +44,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench import floor, peer_strawberry, profile
 from bench.load import LoadResult, combine, run_load, wrk_available
+from database.engine import reader_of
+from database.reader import Reader
 from server.app import create_app
 from server.cli import mint_demo_token
 from server.settings import ROOT, Settings
@@ -153,11 +155,16 @@ def mint_token(db_path: Path) -> str:
 
 
 class StatementLog:
-    """Records every statement an engine sends (attached to its sync engine)."""
+    """Records every statement an engine sends (attached to its sync engine) and every
+    statement of a raw-driver reader (``database.reader``; the read path's SQL)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine | None = None, reader: Reader | None = None) -> None:
         self.statements: list[str] = []
-        event.listen(engine.sync_engine, "before_cursor_execute", self._record)
+        if engine is not None:
+            event.listen(engine.sync_engine, "before_cursor_execute", self._record)
+            reader = reader or reader_of(engine)
+        if reader is not None:
+            reader.listen(lambda statement: self._record(None, None, statement))
 
     def _record(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         self.statements.append(" ".join(statement.split()))
@@ -199,18 +206,15 @@ async def count_statements(
     app_a = create_app(settings)
     app_b = peer_strawberry.create_app(str(db_path))
     app_c = floor.create_app(str(db_path))
-    engines: dict[str, AsyncEngine] = {
-        "a": app_a.state.engine,
-        "b": app_b.engine,
-        "c": app_c.state.engine,
-    }
+    engines: dict[str, AsyncEngine] = {"a": app_a.state.engine, "b": app_b.engine}
+    readers: dict[str, Reader] = {"c": app_c.state.reader}
     apps: dict[str, Any] = {"a": app_a, "b": app_b, "c": app_c}
     headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
     statements: dict[str, dict[str, list[str]]] = {key: {} for key in SERVERS}
     data: dict[str, dict[str, Any]] = {key: {} for key in SERVERS}
     try:
         for key in SERVERS:
-            log = StatementLog(engines[key])
+            log = StatementLog(engines.get(key), readers.get(key))
             transport = httpx.ASGITransport(app=apps[key])
             async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
                 for name, text in ops.items():
@@ -224,6 +228,8 @@ async def count_statements(
     finally:
         for engine in engines.values():
             await engine.dispose()
+        for reader in readers.values():
+            await reader.close()
     return statements, data
 
 

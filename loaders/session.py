@@ -44,6 +44,10 @@ class RequestDb:
         self._conn: AsyncConnection | None = None
         self.reader = reader_of(engine)
         self._session: ReadSession | None = None
+        # After close() (the end of the request, or a mutation about to write), a read gets a
+        # transaction of its own, ended with it: a batch that outlives its request (its waiters
+        # were cancelled) must not keep a pooled connection.
+        self._closed = False
         # Once the database failed this request, its later statements fail at once: one
         # request never waits on, or counts against the breaker, more than one outage.
         self._unavailable: DatabaseUnavailable | None = None
@@ -106,10 +110,17 @@ class RequestDb:
                 async with self.guarded():
                     if reader is not None and isinstance(stmt, Prepared):
                         query = stmt.query(reader.dialect_name)
+                        args = query.args(params or {})
+                        if self._closed:
+                            once = reader.session(self.tenant_id)
+                            try:
+                                return query.decode(await once.fetch(query, args))
+                            finally:
+                                await once.close()
                         session = self._session
                         if session is None:
                             session = self._session = reader.session(self.tenant_id)
-                        return query.decode(await session.fetch(query, query.args(params or {})))
+                        return query.decode(await session.fetch(query, args))
                     if isinstance(stmt, Prepared):
                         stmt = stmt.statement
                     conn = await self._connection()
@@ -128,6 +139,7 @@ class RequestDb:
 
     async def close(self) -> None:
         """End the read transaction (if one was opened) and return the connection."""
+        self._closed = True
         async with self._lock:
             await self._discard(quiet=False)
 
