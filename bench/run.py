@@ -102,11 +102,14 @@ def _free_port() -> int:
         return port
 
 
-def _db_url(path: Path) -> str:
+def _db_url(path: Path | str) -> str:
+    """A SQLite file's URL, or the database URL given (``--database postgresql://...``)."""
+    if "://" in str(path):
+        return str(path)
     return f"sqlite+aiosqlite:///{path}"
 
 
-def server_settings(db_path: Path) -> dict[str, str]:
+def server_settings(db_path: Path | str) -> dict[str, str]:
     """The ``TOLLGATE_*`` environment of server (a) in the benchmark."""
     cap, rate = str(BIG_CAPACITY), str(BIG_RESTORE_RATE)
     return {
@@ -120,9 +123,10 @@ def server_settings(db_path: Path) -> dict[str, str]:
     }
 
 
-def ensure_database(db_path: Path) -> None:
+def ensure_database(db_path: Path | str) -> None:
     """Migrate ``db_path`` to head (the schema moves on) and seed it when it is empty."""
-    db_path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(db_path, Path):
+        db_path.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "TOLLGATE_DATABASE_URL": _db_url(db_path)}
     for command in ("migrate", "seed"):  # seed skips a database that already has data
         print(f"==> python -m server {command} ({db_path})", file=sys.stderr)
@@ -146,7 +150,7 @@ def request_body(name: str, text: str) -> bytes:
     )
 
 
-def mint_token(db_path: Path) -> str:
+def mint_token(db_path: Path | str) -> str:
     settings = Settings(database_url=_db_url(db_path))
     return asyncio.run(mint_demo_token(settings, "acme", "staff", ttl=6 * 3600))
 
@@ -191,7 +195,7 @@ def _selects(statements: Sequence[str]) -> int:
 
 
 async def count_statements(
-    db_path: Path, token: str, ops: dict[str, str]
+    db_path: Path | str, token: str, ops: dict[str, str]
 ) -> tuple[dict[str, dict[str, list[str]]], dict[str, dict[str, Any]]]:
     """Per server and operation: the statements of one (warm) request, and its ``data``."""
     settings = Settings(
@@ -246,7 +250,7 @@ def _pin(command: list[str], cpu: int | None) -> list[str]:
     return command if cpu is None else ["taskset", "-c", str(cpu), *command]
 
 
-def build_servers(db_path: Path, log_dir: Path, cpu: int | None) -> dict[str, Server]:
+def build_servers(db_path: Path | str, log_dir: Path, cpu: int | None) -> dict[str, Server]:
     py = sys.executable
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("TOLLGATE_")}
     servers: dict[str, Server] = {}
@@ -570,6 +574,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=ROOT / "var" / "bench" / "tollgate.db",
         help="seeded SQLite file (created, migrated and seeded when missing)",
     )
+    parser.add_argument(
+        "--database",
+        default=None,
+        metavar="URL",
+        help="run on this database instead of --db, e.g. postgresql://postgres@127.0.0.1/"
+        "tollgate_bench (migrated and seeded when empty; the peer uses SQLAlchemy's asyncpg "
+        "dialect, the server and the floor the raw read path)",
+    )
     parser.add_argument("--operations-dir", type=Path, default=OPERATIONS_DIR)
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "latest.json")
     parser.add_argument("--no-pin", action="store_true", help="do not pin servers and wrk to cores")
@@ -600,7 +612,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if profiled and profile.py_spy() is None:
         raise SystemExit("--profile needs py-spy: .venv/bin/pip install py-spy")
     pin = not args.no_pin and (os.cpu_count() or 1) >= 2 and bool(shutil.which("taskset"))
-    db_path = args.db.resolve()
+    db_path: Path | str = args.database or args.db.resolve()
     ensure_database(db_path)
     token = mint_token(db_path)
 

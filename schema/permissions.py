@@ -7,7 +7,7 @@ from typing import Any
 from strawberry.permission import BasePermission
 from strawberry.types import Info
 
-from auth import policy
+from schema import fields
 
 
 class _Forbidden(BasePermission):
@@ -15,22 +15,29 @@ class _Forbidden(BasePermission):
     error_extensions = {"code": "FORBIDDEN"}
 
 
-class CanReadEmail(_Forbidden):
+class _Declared(_Forbidden):
+    """Asks the field's declaration in ``schema.fields`` (the batched executor's guard asks
+    the same one): the permission exists once."""
+
+    field: fields.ReadField
+
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        return self.field.allowed(info.context, source.row)
+
+
+class CanReadEmail(_Declared):
     """``User.email``: the user themself, STAFF and ADMIN."""
 
-    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
-        return policy.can_read_user_email(info.context.principal, source.row.id)
+    field = fields.USER_EMAIL
 
 
-class CanReadUnitCost(_Forbidden):
+class CanReadUnitCost(_Declared):
     """``Product.unitCost``: ADMIN only."""
 
-    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
-        return policy.can_read_unit_cost(info.context.principal)
+    field = fields.PRODUCT_UNIT_COST
 
 
-class CanReadInternalNote(_Forbidden):
+class CanReadInternalNote(_Declared):
     """``Order.internalNote``: STAFF or ADMIN holding ``orders:internal``."""
 
-    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
-        return policy.can_read_internal_note(info.context.principal)
+    field = fields.ORDER_INTERNAL_NOTE
