@@ -324,6 +324,9 @@ class _Compiler:
             if binding is None or definition is None:
                 raise Unsupported(f"{runtime.name}.{name} has no binding")
             plan.definition = definition
+            if _has_permission(definition) and getattr(binding, "guard", None) is None:
+                # A permission on the type alone must never leak here: graphql-core runs it.
+                raise Unsupported(f"{runtime.name}.{name} has a permission but no guard")
             output = definition.type
             plan.non_null = isinstance(output, GraphQLNonNull)
             if plan.non_null:
@@ -362,6 +365,12 @@ class _Compiler:
                 raise Unsupported(f"{runtime.name}.{name}: abstract type {output}")
             fields.append(plan)
         return ObjectPlan(runtime.name, fields)
+
+
+def _has_permission(definition: GraphQLField) -> bool:
+    """Whether Strawberry puts permission classes on this field."""
+    strawberry_field = (definition.extensions or {}).get("strawberry-definition")
+    return bool(getattr(strawberry_field, "permission_classes", None))
 
 
 class _DirectiveFinder(Visitor):
