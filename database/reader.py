@@ -138,7 +138,8 @@ class Query:
     defaults: tuple[Any, ...]
     binders: tuple[Callable[[Any], Any] | None, ...]
     row: type
-    decoders: tuple[tuple[int, Callable[[Any], Any]], ...]
+    decode: Callable[[Sequence[Any]], list[Any]]
+    """Rows as named tuples (``row.id``, ``row[0]``), converted where the driver does not."""
 
     def args(self, params: dict[str, Any]) -> list[Any]:
         """The positional parameters for ``params`` (named as the statement's bindparams)."""
@@ -150,18 +151,20 @@ class Query:
             out.append(value if bind is None or value is None else bind(value))
         return out
 
-    def decode(self, raw: Sequence[Any]) -> list[Any]:
-        """Rows as named tuples (``row.id``, ``row[0]``), converted where the driver does not."""
-        new, cls, decoders = tuple.__new__, self.row, self.decoders
-        if not decoders:
-            return [new(cls, r) for r in raw]
-        out: list[Any] = []
-        for r in raw:
-            values = list(r)
-            for index, convert in decoders:
-                values[index] = convert(values[index])
-            out.append(new(cls, values))
-        return out
+
+def _decoder(
+    row: type, width: int, converters: dict[int, Callable[[Any], Any]]
+) -> Callable[[Sequence[Any]], list[Any]]:
+    """A function made for one column list: a tuple per row, a converter call per column that
+    needs one (the converters take None), nothing else per cell."""
+    if not converters:
+        new = tuple.__new__
+        return lambda raw: [new(row, r) for r in raw]
+    cells = ", ".join(f"c{i}(r[{i}])" if i in converters else f"r[{i}]" for i in range(width))
+    source = f"lambda raw: [new(row, ({cells},)) for r in raw]"
+    namespace: dict[str, Any] = {"new": tuple.__new__, "row": row}
+    namespace.update({f"c{i}": convert for i, convert in converters.items()})
+    return eval(source, namespace)  # type: ignore[no-any-return]  # noqa: S307 (indexes only)
 
 
 def compile_query(statement: Select[Any], dialect_name: str) -> Query:
@@ -179,19 +182,19 @@ def compile_query(statement: Select[Any], dialect_name: str) -> Query:
     columns = compiled._result_columns
     keys = [c.keyname for c in columns]
     row = collections.namedtuple("Row", keys, rename=True)  # type: ignore[misc]
-    decoders: list[tuple[int, Callable[[Any], Any]]] = []
+    converters: dict[int, Callable[[Any], Any]] = {}
     if dialect_name == "sqlite":  # asyncpg returns native uuid, datetime, Decimal
         for index, column in enumerate(columns):
             processor = column.type._cached_result_processor(d, None)
             if processor is not None:
-                decoders.append((index, processor))
+                converters[index] = processor
     return Query(
         sql=compiled.string,
         names=names,
         defaults=tuple(defaults),
         binders=tuple(processors.get(name) for name in names),
         row=row,
-        decoders=tuple(decoders),
+        decode=_decoder(row, len(keys), converters),
     )
 
 

@@ -41,6 +41,11 @@ def _noop_hook(name: str, size: int) -> None:
     return None
 
 
+async def _spread(values: Any, distinct: list[Any], keys: list[Any]) -> list[Any]:
+    by_key = dict(zip(distinct, await values, strict=True))
+    return [by_key[key] for key in keys]
+
+
 def _read(future: asyncio.Future[Any]) -> None:
     """Mark a shared future's outcome as retrieved (its waiters may all be gone)."""
     if not future.cancelled():
@@ -69,10 +74,17 @@ class _TenantLoader(DataLoader):  # type: ignore[misc]
         return asyncio.shield(inner)
 
     def load_many(self, keys: Iterable[Any]) -> Any:
-        """Values for ``keys`` in order: one shield for the whole list, as ``load`` explains."""
-        inner = asyncio.gather(*[DataLoader.load(self, key) for key in keys])
+        """Values for ``keys`` in order: one shield for the whole list, as ``load`` explains.
+
+        One future per distinct key (a page's items name the same products many times)."""
+        keys = list(keys)
+        distinct = list(dict.fromkeys(keys))
+        inner = asyncio.gather(*[DataLoader.load(self, key) for key in distinct])
         inner.add_done_callback(_read)
-        return asyncio.shield(inner)
+        shielded = asyncio.shield(inner)
+        if len(distinct) == len(keys):
+            return shielded
+        return _spread(shielded, distinct, keys)
 
     def params(self, keys: Iterable[Any]) -> dict[str, Any]:
         """Parameters of the by-key statements: this tenant and the distinct keys."""
