@@ -41,9 +41,14 @@ def _noop_hook(name: str, size: int) -> None:
     return None
 
 
-async def _spread(values: Any, distinct: list[Any], keys: list[Any]) -> list[Any]:
-    by_key = dict(zip(distinct, await values, strict=True))
-    return [by_key[key] for key in keys]
+async def _collect(futures: list[asyncio.Future[Any]]) -> list[Any]:
+    """The futures' values in order; waiting through a shield (see ``_TenantLoader.load``)."""
+    out = []
+    for future in futures:
+        if not future.done():
+            await asyncio.shield(future)
+        out.append(future.result())
+    return out
 
 
 def _read(future: asyncio.Future[Any]) -> None:
@@ -74,17 +79,54 @@ class _TenantLoader(DataLoader):  # type: ignore[misc]
         return asyncio.shield(inner)
 
     def load_many(self, keys: Iterable[Any]) -> Any:
-        """Values for ``keys`` in order: one shield for the whole list, as ``load`` explains.
+        """Values for ``keys`` in order (the batched executor's call: a whole level's keys).
 
-        One future per distinct key (a page's items name the same products many times)."""
+        The keys nobody asked for yet are fetched at once, in ONE batch of their own, run as
+        a task of its own (so a cancelled caller does not cancel it for others) and entered
+        in the loader's cache as futures before it starts: a ``load`` of the same key, now or
+        later in the request, waits for this batch instead of fetching again. Keys already
+        cached are served from their futures. There is no future per key and no ``gather``
+        (a page's items name the same products many times over).
+        """
         keys = list(keys)
-        distinct = list(dict.fromkeys(keys))
-        inner = asyncio.gather(*[DataLoader.load(self, key) for key in distinct])
-        inner.add_done_callback(_read)
-        shielded = asyncio.shield(inner)
-        if len(distinct) == len(keys):
-            return shielded
-        return _spread(shielded, distinct, keys)
+        cache = self._cache
+        found: dict[Any, asyncio.Future[Any]] = {}
+        missing: list[Any] = []
+        for key in dict.fromkeys(keys):
+            future = cache.get(key)
+            if future is None:
+                missing.append(key)
+            else:
+                found[key] = future
+        if missing:
+            create = self.loop.create_future
+            futures = [create() for _ in missing]
+            for key, future in zip(missing, futures, strict=True):
+                future.add_done_callback(_read)
+                cache[key] = found[key] = future
+            task = asyncio.ensure_future(self._fill(missing, futures))
+            task.add_done_callback(_read)
+        return _collect([found[key] for key in keys])
+
+    async def _fill(self, keys: list[Any], futures: list[asyncio.Future[Any]]) -> None:
+        try:
+            values = await self.batch_load_fn(keys)
+            if len(values) != len(keys):
+                raise RuntimeError(f"{type(self).__name__}: {len(values)} values for {len(keys)}")
+        except Exception as error:
+            for key, future in zip(keys, futures, strict=True):
+                if self._cache.get(key) is future:
+                    del self._cache[key]  # a later load may try again, as aiodataloader does
+                if not future.done():
+                    future.set_exception(error)
+            return
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+        for future, value in zip(futures, values, strict=True):
+            if not future.done():
+                future.set_result(value)
 
     def params(self, keys: Iterable[Any]) -> dict[str, Any]:
         """Parameters of the by-key statements: this tenant and the distinct keys."""
