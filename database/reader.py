@@ -423,6 +423,10 @@ class _PostgresSession(ReadSession):
         try:
             if conn.is_in_transaction():
                 await conn.execute("COMMIT")
+        except Exception:
+            # A read-only transaction has nothing to lose: a connection that cannot end it
+            # (a statement cancelled by a deadline, the server gone) is dropped, not raised.
+            broken = True
         except BaseException:
             broken = True
             raise
