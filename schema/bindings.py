@@ -49,7 +49,7 @@ def _root(field: ReadField) -> Batch:
     async def load(ctx: Any, sources: Sequence[Any], args: dict[str, Any]) -> list[Any]:
         return [await resolve(ctx, None, args)]
 
-    return Batch(load)
+    return Batch(load, _guard(field))
 
 
 def _settled(results: Sequence[Any]) -> list[Any]:
@@ -70,7 +70,7 @@ def _per_source(field: ReadField) -> Batch:
             await asyncio.gather(*(resolve(ctx, s, args) for s in sources), return_exceptions=True)
         )
 
-    return Batch(load)
+    return Batch(load, _guard(field))
 
 
 def _by_id(field: ReadField, wrap: Callable[[Any, Any], Any] | None = None) -> Batch:
@@ -82,12 +82,12 @@ def _by_id(field: ReadField, wrap: Callable[[Any, Any], Any] | None = None) -> B
             return rows
         return [wrap(s, row) for s, row in zip(sources, rows, strict=True)]
 
-    return Batch(load)
+    return Batch(load, _guard(field))
 
 
-def _guard(field: ReadField) -> Callable[[Any, Any], bool]:
-    """The batched executor's guard: the declaration's permission."""
-    return field.allowed
+def _guard(field: ReadField) -> Callable[[Any, Any], bool] | None:
+    """The batched executor's guard: the declaration's permission (None without one)."""
+    return None if field.permission is None else field.allowed
 
 
 async def _rate_limits(ctx: RequestContext) -> list[Any]:
@@ -129,7 +129,7 @@ BINDINGS: dict[str, dict[str, Any]] = {
     "User": {
         "id": _gid("User"),
         **_columns(name="name", role="role", createdAt="created_at"),
-        "email": Leaf(attrgetter("email"), guard=_guard(fields.USER_EMAIL)),
+        "email": Leaf(attrgetter("email"), guard=fields.USER_EMAIL.allowed),
         "orders": _per_source(fields.USER_ORDERS),
         "reviews": _per_source(fields.USER_REVIEWS),
     },
@@ -147,7 +147,7 @@ BINDINGS: dict[str, dict[str, Any]] = {
         "price": _money("price"),
         "unitCost": Child(
             lambda row: None if row.unit_cost is None else (row.unit_cost, row.currency),
-            guard=_guard(fields.PRODUCT_UNIT_COST),
+            guard=fields.PRODUCT_UNIT_COST.allowed,
         ),
         "averageRating": _by_id(fields.PRODUCT_AVERAGE_RATING),
         "reviews": _per_source(fields.PRODUCT_REVIEWS),

@@ -17,12 +17,14 @@ class _Forbidden(BasePermission):
 
 class _Declared(_Forbidden):
     """Asks the field's declaration in ``schema.fields`` (the batched executor's guard asks
-    the same one): the permission exists once."""
+    the same one): the permission exists once. A new permission: give the declaration a
+    ``permission`` and its Strawberry field a subclass of this naming it."""
 
     field: fields.ReadField
 
     def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
-        return self.field.allowed(info.context, source.row)
+        # An object type's source keeps its row; a root field's source is the root value.
+        return self.field.allowed(info.context, getattr(source, "row", source))
 
 
 class CanReadEmail(_Declared):
