@@ -1,9 +1,11 @@
-"""Floor (c): a hand-written Starlette endpoint, no GraphQL, the server's SQL, orjson output.
+"""Floor (c): a hand-written Starlette endpoint, no GraphQL, the server's SQL on the raw driver.
 
-For each benchmark operation (OrdersPage, ProductCatalog, ViewerProfile) it runs exactly the
-statements the server sends, built with the server's own builders (``loaders.pages``) over
-the same engine factory and tenant transaction (``database.engine``), and assembles the
-response's ``data`` by hand. It is what a request costs with the same database work and
+For each benchmark operation (OrdersPage, ProductCatalog, ViewerProfile) it sends exactly the
+statements the server sends: the server's own statements (``loaders.pages``,
+``loaders.loaders``), compiled once to SQL text per dialect, run on the raw driver the server
+reads with (``database.reader``: sqlite3, or asyncpg with prepared statements and the tenant
+set for row-level security), and it writes the response's ``data`` by hand with orjson. No
+SQLAlchemy runs at request time. It is what a request costs with the same database work and
 none of GraphQL's: the lower bound the server can approach.
 
 It accepts a POST body ``{"query", "variables", "operationName"}``, picks the handler by
@@ -11,7 +13,7 @@ It accepts a POST body ``{"query", "variables", "operationName"}``, picks the ha
 argument is ignored. The bearer JWT is verified with PyJWT like peer (b) does; every caller is
 treated as STAFF.
 
-Run it alone with ``python -m bench.floor --port 8002 --database PATH``.
+Run it alone with ``python -m bench.floor --port 8002 --database PATH-or-URL``.
 """
 
 from __future__ import annotations
@@ -27,22 +29,28 @@ from typing import Any
 
 import jwt
 import orjson
-from sqlalchemy import func, select
-from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from database.engine import make_engine, tenant_transaction
-from loaders.loaders import ORDER_ITEMS, ORDERS, PRODUCTS, REVIEWS, USERS
+from database.engine import normalize_url
+from database.reader import Prepared, Reader, ReadSession, make_reader
+from loaders.loaders import (
+    ORDERS,
+    PRODUCTS,
+    REVIEWS,
+    USERS,
+    average_rating_statement,
+    by_id_statement,
+    items_statement,
+)
 from loaders.pages import (
     PageArgs,
     count_statement,
+    page_params,
     page_statement,
     per_parent_statement,
-    read_columns,
 )
 from resolvers.ids import encode_cursor, to_global_id
 from server.settings import DEMO_JWT_SECRET
@@ -51,9 +59,24 @@ ISSUER = "tollgate"
 AUDIENCE = "tollgate-api"
 _OPERATION_NAME = re.compile(r"\bquery\s+([A-Za-z_][A-Za-z0-9_]*)")
 
-Handler = Callable[
-    [AsyncConnection, uuid.UUID, uuid.UUID, dict[str, Any]], Awaitable[dict[str, Any]]
-]
+
+class Sql:
+    """One request's statements on the raw driver (compiled once per dialect, then cached)."""
+
+    __slots__ = ("dialect", "session", "tenant_id")
+
+    def __init__(self, reader: Reader, session: ReadSession, tenant_id: uuid.UUID) -> None:
+        self.dialect = reader.dialect_name
+        self.session = session
+        self.tenant_id = tenant_id
+
+    async def rows(self, prepared: Prepared, **params: Any) -> list[Any]:
+        query = prepared.query(self.dialect)
+        params["scope_tenant_id"] = self.tenant_id
+        return query.decode(await self.session.fetch(query, query.args(params)))
+
+
+Handler = Callable[[Sql, uuid.UUID, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
 def _datetime(value: dt.datetime) -> str:
@@ -71,48 +94,32 @@ def _first(variables: dict[str, Any], default: int = 20) -> int:
     return default if first is None else int(first)
 
 
-async def _all(conn: AsyncConnection, stmt: Any) -> Sequence[Any]:
-    return (await conn.execute(stmt)).all()
-
-
-async def orders_page(
-    conn: AsyncConnection, tenant_id: uuid.UUID, user_id: uuid.UUID, variables: dict[str, Any]
-) -> dict[str, Any]:
+async def orders_page(sql: Sql, user_id: uuid.UUID, variables: dict[str, Any]) -> dict[str, Any]:
     """OrdersPage: page, count, customers, items, products (5 statements, as the server)."""
     args = PageArgs(first=_first(variables))
-    scope = [ORDERS.c.tenant_id == tenant_id]
-    rows = await _all(conn, page_statement(ORDERS, scope, args))
+    scope = {"tenant_id": sql.tenant_id}
+    rows = await sql.rows(
+        page_statement(ORDERS, ("tenant_id",), args.shape), **page_params(args, scope)
+    )
     orders, has_next = rows[: args.first], len(rows) > args.first
-    total = (await conn.execute(count_statement(ORDERS, scope, args))).scalar()
-    customer_ids = {row.customer_id for row in orders}
+    (count,) = await sql.rows(
+        count_statement(ORDERS, ("tenant_id",), ()), **page_params(args, scope)
+    )
+    total = count[0]
     users = {
         row.id: row
-        for row in await _all(
-            conn,
-            select(*read_columns(USERS)).where(
-                USERS.c.tenant_id == tenant_id, USERS.c.id.in_(customer_ids)
-            ),
+        for row in await sql.rows(
+            by_id_statement(USERS), keys=list({o.customer_id for o in orders})
         )
     }
-    item_rows = await _all(
-        conn,
-        select(*read_columns(ORDER_ITEMS))
-        .where(
-            ORDER_ITEMS.c.tenant_id == tenant_id, ORDER_ITEMS.c.order_id.in_({o.id for o in orders})
-        )
-        .order_by(ORDER_ITEMS.c.order_id, ORDER_ITEMS.c.position),
-    )
-    items: dict[uuid.UUID, list[Row[Any]]] = defaultdict(list)
+    item_rows = await sql.rows(items_statement(), keys=list({o.id for o in orders}))
+    items: dict[uuid.UUID, list[Any]] = defaultdict(list)
     for item in item_rows:
         items[item.order_id].append(item)
-    product_ids = {item.product_id for item in item_rows}
     products = {
         row.id: row
-        for row in await _all(
-            conn,
-            select(*read_columns(PRODUCTS)).where(
-                PRODUCTS.c.tenant_id == tenant_id, PRODUCTS.c.id.in_(product_ids)
-            ),
+        for row in await sql.rows(
+            by_id_statement(PRODUCTS), keys=list({item.product_id for item in item_rows})
         )
     }
     nodes = []
@@ -154,48 +161,33 @@ async def orders_page(
 
 
 async def product_catalog(
-    conn: AsyncConnection, tenant_id: uuid.UUID, user_id: uuid.UUID, variables: dict[str, Any]
+    sql: Sql, user_id: uuid.UUID, variables: dict[str, Any]
 ) -> dict[str, Any]:
     """ProductCatalog: page, ratings, 3 reviews per product, authors (4 statements)."""
     args = PageArgs(first=_first(variables), sort="name", desc=False)
-    rows = await _all(conn, page_statement(PRODUCTS, [PRODUCTS.c.tenant_id == tenant_id], args))
+    scope = {"tenant_id": sql.tenant_id}
+    rows = await sql.rows(
+        page_statement(PRODUCTS, ("tenant_id",), args.shape), **page_params(args, scope)
+    )
     page, has_next = rows[: args.first], len(rows) > args.first
-    product_ids = {row.id for row in page}
+    product_ids = list({row.id for row in page})
     ratings = {
         product_id: round(float(average), 2)
-        for product_id, average in await _all(
-            conn,
-            select(REVIEWS.c.product_id, func.avg(REVIEWS.c.rating))
-            .where(REVIEWS.c.tenant_id == tenant_id, REVIEWS.c.product_id.in_(product_ids))
-            .group_by(REVIEWS.c.product_id),
-        )
+        for product_id, average in await sql.rows(average_rating_statement(), keys=product_ids)
     }
     review_args = PageArgs(first=3)
-    review_rows = await _all(
-        conn,
-        per_parent_statement(
-            REVIEWS,
-            "product_id",
-            sorted(product_ids),
-            [REVIEWS.c.tenant_id == tenant_id],
-            review_args,
-        ),
+    review_rows = await sql.rows(
+        per_parent_statement(REVIEWS, "product_id", review_args.shape),
+        keys=sorted(product_ids),
+        **page_params(review_args, scope),
     )
-    reviews: dict[uuid.UUID, list[Row[Any]]] = defaultdict(list)
+    reviews: dict[uuid.UUID, list[Any]] = defaultdict(list)
     for review in review_rows:
         # The statement returns first + 1 rows per product (to tell whether more follow).
         if len(reviews[review.product_id]) < review_args.first:
             reviews[review.product_id].append(review)
-    author_ids = {review.author_id for shown in reviews.values() for review in shown}
-    authors = {
-        row.id: row
-        for row in await _all(
-            conn,
-            select(*read_columns(USERS)).where(
-                USERS.c.tenant_id == tenant_id, USERS.c.id.in_(author_ids)
-            ),
-        )
-    }
+    author_ids = list({review.author_id for shown in reviews.values() for review in shown})
+    authors = {row.id: row for row in await sql.rows(by_id_statement(USERS), keys=author_ids)}
     edges = []
     for product in page:
         edges.append(
@@ -225,23 +217,14 @@ async def product_catalog(
     return {"products": {"pageInfo": {"hasNextPage": has_next, "endCursor": end}, "edges": edges}}
 
 
-async def viewer_profile(
-    conn: AsyncConnection, tenant_id: uuid.UUID, user_id: uuid.UUID, variables: dict[str, Any]
-) -> dict[str, Any]:
+async def viewer_profile(sql: Sql, user_id: uuid.UUID, variables: dict[str, Any]) -> dict[str, Any]:
     """ViewerProfile: the user, then their 5 newest orders (2 statements)."""
-    users = await _all(
-        conn,
-        select(*read_columns(USERS)).where(
-            USERS.c.tenant_id == tenant_id, USERS.c.id.in_({user_id})
-        ),
-    )
-    user = users[0]
+    (user,) = await sql.rows(by_id_statement(USERS), keys=[user_id])
     args = PageArgs(first=5)
-    orders = await _all(
-        conn,
-        per_parent_statement(
-            ORDERS, "customer_id", [user_id], [ORDERS.c.tenant_id == tenant_id], args
-        ),
+    orders = await sql.rows(
+        per_parent_statement(ORDERS, "customer_id", args.shape),
+        keys=[user_id],
+        **page_params(args, {"tenant_id": sql.tenant_id}),
     )
     return {
         "viewer": {
@@ -276,9 +259,12 @@ def _error(message: str, status: int) -> Response:
     return Response(body, status_code=status, media_type="application/json")
 
 
-def create_app(database_path: str, jwt_secret: str = DEMO_JWT_SECRET) -> Starlette:
-    """The floor as a Starlette app over the SQLite file at ``database_path``."""
-    engine: AsyncEngine = make_engine(f"sqlite+aiosqlite:///{database_path}")
+def create_app(database: str, jwt_secret: str = DEMO_JWT_SECRET) -> Starlette:
+    """The floor as a Starlette app over a SQLite file path or a database URL."""
+    url = normalize_url(database if "://" in database else f"sqlite:///{database}")
+    reader = make_reader(url)
+    if reader is None:
+        raise ValueError(f"the floor needs a file or server database, not {database!r}")
 
     async def graphql(request: Request) -> Response:
         header = request.headers.get("authorization", "")
@@ -298,12 +284,17 @@ def create_app(database_path: str, jwt_secret: str = DEMO_JWT_SECRET) -> Starlet
         except (orjson.JSONDecodeError, KeyError, AttributeError, TypeError):
             return _error("unknown operation", 400)
         tenant_id, user_id = uuid.UUID(claims["tenant"]), uuid.UUID(claims["sub"])
-        async with tenant_transaction(engine, tenant_id) as conn:
-            data = await handler(conn, tenant_id, user_id, body.get("variables") or {})
+        session = reader.session(tenant_id)
+        try:
+            data = await handler(
+                Sql(reader, session, tenant_id), user_id, body.get("variables") or {}
+            )
+        finally:
+            await session.close()
         return Response(orjson.dumps({"data": data}), media_type="application/json")
 
     app = Starlette(routes=[Route("/graphql", graphql, methods=["POST"])])
-    app.state.engine = engine
+    app.state.reader = reader
     return app
 
 
@@ -313,7 +304,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(prog="python -m bench.floor")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--database", required=True, help="path of the seeded SQLite file")
+    parser.add_argument(
+        "--database", required=True, help="path of the seeded SQLite file, or a database URL"
+    )
     parser.add_argument("--jwt-secret", default=DEMO_JWT_SECRET)
     args = parser.parse_args(argv)
     uvicorn.run(

@@ -31,6 +31,7 @@ import jwt
 import strawberry
 from aiodataloader import DataLoader
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -583,8 +584,15 @@ class PeerGraphQL(GraphQL[Context, None]):
 
 
 def create_app(database_path: str, jwt_secret: str = DEMO_JWT_SECRET) -> PeerGraphQL:
-    """The peer as an ASGI app over the SQLite file at ``database_path``; ``app.engine`` is exposed."""
-    engine = create_async_engine(f"sqlite+aiosqlite:///{database_path}")
+    """The peer as an ASGI app over the SQLite file at ``database_path`` or a database URL
+    (PostgreSQL through SQLAlchemy's asyncpg dialect); ``app.engine`` is exposed."""
+    if "://" in database_path:
+        url = make_url(database_path)
+        if url.get_backend_name() in ("postgresql", "postgres"):
+            url = url.set(drivername="postgresql+asyncpg")
+        engine = create_async_engine(url)
+    else:
+        engine = create_async_engine(f"sqlite+aiosqlite:///{database_path}")
     app = PeerGraphQL(
         build_schema(), async_sessionmaker(engine, expire_on_commit=False), jwt_secret
     )
@@ -598,7 +606,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(prog="python -m bench.peer_strawberry")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--database", required=True, help="path of the seeded SQLite file")
+    parser.add_argument(
+        "--database", required=True, help="path of the seeded SQLite file, or a database URL"
+    )
     parser.add_argument("--jwt-secret", default=DEMO_JWT_SECRET)
     args = parser.parse_args(argv)
     uvicorn.run(

@@ -44,6 +44,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench import floor, peer_strawberry, profile
 from bench.load import LoadResult, combine, run_load, wrk_available
+from database.engine import reader_of
+from database.reader import Reader
 from server.app import create_app
 from server.cli import mint_demo_token
 from server.settings import ROOT, Settings
@@ -100,11 +102,14 @@ def _free_port() -> int:
         return port
 
 
-def _db_url(path: Path) -> str:
+def _db_url(path: Path | str) -> str:
+    """A SQLite file's URL, or the database URL given (``--database postgresql://...``)."""
+    if "://" in str(path):
+        return str(path)
     return f"sqlite+aiosqlite:///{path}"
 
 
-def server_settings(db_path: Path) -> dict[str, str]:
+def server_settings(db_path: Path | str) -> dict[str, str]:
     """The ``TOLLGATE_*`` environment of server (a) in the benchmark."""
     cap, rate = str(BIG_CAPACITY), str(BIG_RESTORE_RATE)
     return {
@@ -118,9 +123,10 @@ def server_settings(db_path: Path) -> dict[str, str]:
     }
 
 
-def ensure_database(db_path: Path) -> None:
+def ensure_database(db_path: Path | str) -> None:
     """Migrate ``db_path`` to head (the schema moves on) and seed it when it is empty."""
-    db_path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(db_path, Path):
+        db_path.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "TOLLGATE_DATABASE_URL": _db_url(db_path)}
     for command in ("migrate", "seed"):  # seed skips a database that already has data
         print(f"==> python -m server {command} ({db_path})", file=sys.stderr)
@@ -144,7 +150,7 @@ def request_body(name: str, text: str) -> bytes:
     )
 
 
-def mint_token(db_path: Path) -> str:
+def mint_token(db_path: Path | str) -> str:
     settings = Settings(database_url=_db_url(db_path))
     return asyncio.run(mint_demo_token(settings, "acme", "staff", ttl=6 * 3600))
 
@@ -153,11 +159,16 @@ def mint_token(db_path: Path) -> str:
 
 
 class StatementLog:
-    """Records every statement an engine sends (attached to its sync engine)."""
+    """Records every statement an engine sends (attached to its sync engine) and every
+    statement of a raw-driver reader (``database.reader``; the read path's SQL)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine | None = None, reader: Reader | None = None) -> None:
         self.statements: list[str] = []
-        event.listen(engine.sync_engine, "before_cursor_execute", self._record)
+        if engine is not None:
+            event.listen(engine.sync_engine, "before_cursor_execute", self._record)
+            reader = reader or reader_of(engine)
+        if reader is not None:
+            reader.listen(lambda statement: self._record(None, None, statement))
 
     def _record(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         self.statements.append(" ".join(statement.split()))
@@ -184,7 +195,7 @@ def _selects(statements: Sequence[str]) -> int:
 
 
 async def count_statements(
-    db_path: Path, token: str, ops: dict[str, str]
+    db_path: Path | str, token: str, ops: dict[str, str]
 ) -> tuple[dict[str, dict[str, list[str]]], dict[str, dict[str, Any]]]:
     """Per server and operation: the statements of one (warm) request, and its ``data``."""
     settings = Settings(
@@ -199,18 +210,15 @@ async def count_statements(
     app_a = create_app(settings)
     app_b = peer_strawberry.create_app(str(db_path))
     app_c = floor.create_app(str(db_path))
-    engines: dict[str, AsyncEngine] = {
-        "a": app_a.state.engine,
-        "b": app_b.engine,
-        "c": app_c.state.engine,
-    }
+    engines: dict[str, AsyncEngine] = {"a": app_a.state.engine, "b": app_b.engine}
+    readers: dict[str, Reader] = {"c": app_c.state.reader}
     apps: dict[str, Any] = {"a": app_a, "b": app_b, "c": app_c}
     headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
     statements: dict[str, dict[str, list[str]]] = {key: {} for key in SERVERS}
     data: dict[str, dict[str, Any]] = {key: {} for key in SERVERS}
     try:
         for key in SERVERS:
-            log = StatementLog(engines[key])
+            log = StatementLog(engines.get(key), readers.get(key))
             transport = httpx.ASGITransport(app=apps[key])
             async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
                 for name, text in ops.items():
@@ -224,6 +232,8 @@ async def count_statements(
     finally:
         for engine in engines.values():
             await engine.dispose()
+        for reader in readers.values():
+            await reader.close()
     return statements, data
 
 
@@ -240,7 +250,7 @@ def _pin(command: list[str], cpu: int | None) -> list[str]:
     return command if cpu is None else ["taskset", "-c", str(cpu), *command]
 
 
-def build_servers(db_path: Path, log_dir: Path, cpu: int | None) -> dict[str, Server]:
+def build_servers(db_path: Path | str, log_dir: Path, cpu: int | None) -> dict[str, Server]:
     py = sys.executable
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("TOLLGATE_")}
     servers: dict[str, Server] = {}
@@ -564,6 +574,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=ROOT / "var" / "bench" / "tollgate.db",
         help="seeded SQLite file (created, migrated and seeded when missing)",
     )
+    parser.add_argument(
+        "--database",
+        default=None,
+        metavar="URL",
+        help="run on this database instead of --db, e.g. postgresql://postgres@127.0.0.1/"
+        "tollgate_bench (migrated and seeded when empty; the peer uses SQLAlchemy's asyncpg "
+        "dialect, the server and the floor the raw read path)",
+    )
     parser.add_argument("--operations-dir", type=Path, default=OPERATIONS_DIR)
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "latest.json")
     parser.add_argument("--no-pin", action="store_true", help="do not pin servers and wrk to cores")
@@ -594,7 +612,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if profiled and profile.py_spy() is None:
         raise SystemExit("--profile needs py-spy: .venv/bin/pip install py-spy")
     pin = not args.no_pin and (os.cpu_count() or 1) >= 2 and bool(shutil.which("taskset"))
-    db_path = args.db.resolve()
+    db_path: Path | str = args.database or args.db.resolve()
     ensure_database(db_path)
     token = mint_token(db_path)
 

@@ -80,6 +80,7 @@ REQUEST_TIMEOUT_S = 10.0
 STARTUP_TIMEOUT_S = 90.0
 CATALOG_SIZE = 50
 ERROR_SAMPLES = 3
+OPEN_LOOP_P95_S = 0.2  # the open-loop mode's bar: p95 under 200 ms and no error but 429
 
 
 # --------------------------------------------------------------------------- pure parts
@@ -384,12 +385,79 @@ async def drive(plan: Mapping[str, Any]) -> dict[str, Any]:
                 )
             user_errors.update(f"{name} {code}" for code in user_error_codes(payload))
 
+    async def arrival(
+        rng: random.Random, client: httpx.AsyncClient, index: int, due: float
+    ) -> None:
+        name = mix.pick(rng)
+        caller = rng.choice(callers)
+        body = request_body(name, texts[name], caller, rng, f"soak-{run_id}-open-{index}")
+        try:
+            status, payload = await _send(client, url, body, caller.token)
+        except httpx.HTTPError as exc:
+            status, payload = 0, None
+            outcome = f"exception {type(exc).__name__}"
+        else:
+            outcome = classify(status, payload)
+        # Latency from the request's due time, not from when it was sent: a server that
+        # falls behind delays the next arrivals too (no coordinated omission).
+        samples.append(Sample(name, outcome, status, time.perf_counter() - due))
+        if is_error(outcome) and len(error_samples[outcome]) < ERROR_SAMPLES:
+            error_samples[outcome].append(f"{name} {caller.role}@{caller.tenant}: {payload}"[:800])
+
+    async def open_loop(client: httpx.AsyncClient, rate: float, duration: float) -> list[Sample]:
+        """Requests at a fixed arrival rate for ``duration`` seconds, whatever the server does."""
+        rng = random.Random(f"{plan['seed']}:open:{rate}")
+        first = len(samples)
+        tasks: list[asyncio.Task[None]] = []
+        start = time.perf_counter()
+        for index in range(max(1, int(rate * duration))):
+            due = start + index / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(arrival(rng, client, index, due)))
+        await asyncio.gather(*tasks)
+        return samples[first:]
+
     async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
         started = time.perf_counter()
-        deadline = started + float(plan["duration"])
-        await asyncio.gather(*(worker(i, client, deadline) for i in range(concurrency)))
+        rates = [float(r) for r in plan.get("rates") or ()]
+        steps: list[dict[str, Any]] = []
+        sustainable: float | None = None
+        if rates:
+            for rate in rates:
+                step_started = time.perf_counter()
+                taken = await open_loop(client, rate, float(plan["step_duration"]))
+                step = summarise(taken, time.perf_counter() - step_started)
+                p95 = percentile(sorted(x.latency_s for x in taken), 95)
+                ok = step["non_429_errors"] == 0 and p95 is not None and p95 < OPEN_LOOP_P95_S
+                steps.append(
+                    {
+                        "rate": rate,
+                        "p95_ms": _ms(p95),
+                        "p50_ms": step["latency_all"]["p50_ms"],
+                        "non_429_errors": step["non_429_errors"],
+                        "throttled": step["throttled"],
+                        "served_rps": step["served_rps"],
+                        "sustained": ok,
+                    }
+                )
+                print(f"    open loop {rate:.0f}/s: p95 {_ms(p95)} ms, errors "
+                      f"{step['non_429_errors']}, 429s {step['throttled']}", file=sys.stderr)  # fmt: skip
+                if not ok:
+                    break  # higher rates only queue more
+                sustainable = rate
+        else:
+            deadline = started + float(plan["duration"])
+            await asyncio.gather(*(worker(i, client, deadline) for i in range(concurrency)))
         elapsed = time.perf_counter() - started
     summary = summarise(samples, elapsed)
+    if rates:
+        summary["open_loop"] = {
+            "steps": steps,
+            "p95_limit_ms": OPEN_LOOP_P95_S * 1000,
+            "sustainable_rate": sustainable,
+        }
     summary["user_errors"] = dict(user_errors.most_common())
     summary["error_samples"] = dict(error_samples)
     return summary
@@ -405,7 +473,9 @@ def run_driver(plan: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any
             cwd=ROOT,
             env=dict(env),
             check=True,
-            timeout=float(plan["duration"]) + 120,
+            timeout=float(plan["duration"])
+            + float(plan.get("step_duration") or 0) * len(plan.get("rates") or ())
+            + 120,
         )
         result: dict[str, Any] = orjson.loads(out_path.read_bytes())
         return result
@@ -689,6 +759,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="TOLLGATE_NAME=VALUE",
         help="server setting to override (repeatable), e.g. TOLLGATE_USER_RESTORE_RATE=20",
     )
+    parser.add_argument(
+        "--open-loop",
+        type=lambda text: [float(r) for r in text.split(",") if r],
+        default=[],
+        metavar="RATES",
+        help="open-loop mode: fixed arrival rates in req/s, e.g. 25,50,100,200 (each for "
+        "--step-duration s, stopping at the first that fails); reports the highest with p95 "
+        "< 200 ms and no error but 429. --concurrency then bounds the client's connections",
+    )
+    parser.add_argument("--step-duration", type=float, default=10.0)
     parser.add_argument("--operations-dir", type=Path, default=run.OPERATIONS_DIR)
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "soak.json")
     parser.add_argument("--drive", type=Path, help=argparse.SUPPRESS)
@@ -784,8 +864,17 @@ def _soak(args: argparse.Namespace) -> dict[str, Any]:
                 "texts": texts,
                 "seed": seed_value,
                 "callers": [asdict(caller) for caller in callers],
+                "rates": args.open_loop,
+                "step_duration": args.step_duration,
             }
-            print(f"==> load: {args.concurrency} loops for {args.duration:.0f} s", file=sys.stderr)
+            if args.open_loop:
+                print(f"==> open loop: {args.open_loop} req/s, {args.step_duration:.0f} s each",
+                      file=sys.stderr)  # fmt: skip
+            else:
+                print(
+                    f"==> load: {args.concurrency} loops for {args.duration:.0f} s",
+                    file=sys.stderr,
+                )
             summary = run_driver(plan, base_env())
             phases.done("load")
             workers_cpu = {}
@@ -848,6 +937,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     for outcome, texts in summary["error_samples"].items():
         for text in texts:
             print(f"  sample of {outcome}: {text}")
+    open_loop = summary.get("open_loop")
+    if open_loop:
+        print(
+            f"open loop: highest rate with p95 < {open_loop['p95_limit_ms']:.0f} ms and no error "
+            f"but 429: {open_loop['sustainable_rate']} req/s"
+        )
     if summary["user_errors"]:
         print("userErrors (business outcomes, not errors): " + json.dumps(summary["user_errors"]))
     workers = report["workers"]
@@ -862,6 +957,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     tmp.replace(args.output)
     print(f"wrote {args.output}")
     failed = summary["non_429_errors"] or workers["server_log_problems"] or not summary["served"]
+    if open_loop:  # the failing step is what ends the search, not a failure of the run
+        failed = workers["server_log_problems"] or not summary["served"]
     return 1 if failed else 0
 
 

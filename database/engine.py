@@ -11,10 +11,10 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from database.reader import TENANT_SETTING, Reader, make_reader
 from database.sqlite_driver import async_creator
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-TENANT_SETTING = "app.tenant_id"
 
 # Execution option read by the SQLite "begin" hook: take the write lock at BEGIN.
 _WRITE_OPTION = "tollgate_sqlite_write"
@@ -66,10 +66,36 @@ def _sqlite_on_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN")
 
 
-def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
+class Engine(AsyncEngine):
+    """SQLAlchemy's async engine plus the raw-driver :class:`~database.reader.Reader` of the
+    read path (None for in-memory SQLite); ``dispose`` closes both."""
+
+    __slots__ = ("reader",)
+    reader: Reader | None
+
+    async def dispose(self, close: bool = True) -> None:
+        reader: Reader | None = getattr(self, "reader", None)
+        if reader is not None:
+            await reader.close()
+        await super().dispose(close)
+
+
+def reader_of(engine: AsyncEngine) -> Reader | None:
+    """The read path's raw-driver reader of ``engine``, if it has one."""
+    return getattr(engine, "reader", None)
+
+
+def _with_reader(engine: AsyncEngine, url: URL, pool_size: int) -> Engine:
+    wrapped = Engine(engine.sync_engine)
+    wrapped.reader = make_reader(url, pool_size=pool_size)
+    return wrapped
+
+
+def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
     """Create an async engine for a SQLite or PostgreSQL URL (sync schemes are normalised).
 
-    SQLite connections are aiosqlite's, with cursors that run a statement in one thread hop
+    The engine carries the read path's raw-driver reader (``database.reader``), which uses
+    the same URL. SQLite connections are aiosqlite's, with cursors that run a statement in one thread hop
     (``database.sqlite_driver``); they get WAL, ``foreign_keys=ON`` and a busy timeout; transactions opened
     by :func:`tenant_transaction` with ``write=True`` begin with ``BEGIN IMMEDIATE``.
     """
@@ -82,7 +108,7 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEn
         engine = create_async_engine(parsed, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
-        return engine
+        return _with_reader(engine, parsed, pool_size)
     # A host that silently drops packets must fail fast (asyncpg's default connect timeout
     # is 60 s), so outages reach the circuit breaker instead of piling up requests.
     kwargs.update(
@@ -92,7 +118,7 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEn
         pool_timeout=5,
         connect_args={"timeout": 3},
     )
-    return create_async_engine(parsed, **kwargs)
+    return _with_reader(create_async_engine(parsed, **kwargs), parsed, pool_size)
 
 
 def is_postgres(engine: AsyncEngine | AsyncConnection) -> bool:

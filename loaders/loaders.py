@@ -10,19 +10,22 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from aiodataloader import DataLoader
-from sqlalchemy import ColumnElement, Select, Table, bindparam, func, select
-from sqlalchemy.engine import Row
+from sqlalchemy import Table, bindparam, func, select
 
 from database import models
+from database.reader import Prepared, keys_in
 from loaders.pages import (
     Page,
     PageArgs,
-    count_statement,
+    count_per_parent_statement,
+    page_params,
     per_parent_statement,
     read_columns,
     to_page,
 )
 from loaders.session import RequestDb
+
+Row = Any
 
 TENANTS: Table = models.Tenant.__table__  # type: ignore[assignment]
 USERS: Table = models.User.__table__  # type: ignore[assignment]
@@ -38,6 +41,22 @@ def _noop_hook(name: str, size: int) -> None:
     return None
 
 
+async def _collect(futures: list[asyncio.Future[Any]]) -> list[Any]:
+    """The futures' values in order; waiting through a shield (see ``_TenantLoader.load``)."""
+    out = []
+    for future in futures:
+        if not future.done():
+            await asyncio.shield(future)
+        out.append(future.result())
+    return out
+
+
+def _read(future: asyncio.Future[Any]) -> None:
+    """Mark a shared future's outcome as retrieved (its waiters may all be gone)."""
+    if not future.cancelled():
+        future.exception()
+
+
 class _TenantLoader(DataLoader):  # type: ignore[misc]
     """Base: holds the request's database handle and reports batch sizes."""
 
@@ -51,54 +70,99 @@ class _TenantLoader(DataLoader):  # type: ignore[misc]
 
         When a field error nulls a parent, graphql-core cancels the sibling fields still
         running; a sibling awaiting a value another branch shares would otherwise cancel the
-        shared future and the other branch would receive CancelledError.
+        shared future and the other branch would receive CancelledError. The shared future is
+        always read (``_read``): a batch that fails after every waiter was cancelled must not
+        leave asyncio to log "Future exception was never retrieved".
         """
-        return asyncio.shield(super().load(key))
+        inner = super().load(key)
+        inner.add_done_callback(_read)
+        return asyncio.shield(inner)
 
     def load_many(self, keys: Iterable[Any]) -> Any:
-        """Values for ``keys`` in order: one shield for the whole list, as ``load`` explains."""
-        return asyncio.shield(asyncio.gather(*[DataLoader.load(self, key) for key in keys]))
+        """Values for ``keys`` in order (the batched executor's call: a whole level's keys).
 
-    def tenant(self, table: Table) -> ColumnElement[bool]:
-        return table.c.tenant_id == self.db.tenant_id
+        The keys nobody asked for yet are fetched at once, in ONE batch of their own, run as
+        a task of its own (so a cancelled caller does not cancel it for others) and entered
+        in the loader's cache as futures before it starts: a ``load`` of the same key, now or
+        later in the request, waits for this batch instead of fetching again. Keys already
+        cached are served from their futures. There is no future per key and no ``gather``
+        (a page's items name the same products many times over).
+        """
+        keys = list(keys)
+        cache = self._cache
+        found: dict[Any, asyncio.Future[Any]] = {}
+        missing: list[Any] = []
+        for key in dict.fromkeys(keys):
+            future = cache.get(key)
+            if future is None:
+                missing.append(key)
+            else:
+                found[key] = future
+        if missing:
+            create = self.loop.create_future
+            futures = [create() for _ in missing]
+            for key, future in zip(missing, futures, strict=True):
+                future.add_done_callback(_read)
+                cache[key] = found[key] = future
+            task = asyncio.ensure_future(self._fill(missing, futures))
+            task.add_done_callback(_read)
+        return _collect([found[key] for key in keys])
+
+    async def _fill(self, keys: list[Any], futures: list[asyncio.Future[Any]]) -> None:
+        try:
+            values = await self.batch_load_fn(keys)
+            if len(values) != len(keys):
+                raise RuntimeError(f"{type(self).__name__}: {len(values)} values for {len(keys)}")
+        except Exception as error:
+            for key, future in zip(keys, futures, strict=True):
+                if self._cache.get(key) is future:
+                    del self._cache[key]  # a later load may try again, as aiodataloader does
+                if not future.done():
+                    future.set_exception(error)
+            return
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+        for future, value in zip(futures, values, strict=True):
+            if not future.done():
+                future.set_result(value)
 
     def params(self, keys: Iterable[Any]) -> dict[str, Any]:
         """Parameters of the by-key statements: this tenant and the distinct keys."""
-        return {"tenant_id": self.db.tenant_id, "keys": list(set(keys))}
+        return {"scope_tenant_id": self.db.tenant_id, "keys": list(set(keys))}
 
 
-# The by-key statements are built once, with bound parameters: building a SELECT and its
-# cache key costs more than SQLite takes to run it, and a statement object memoises its key.
+# The by-key statements are built once, with the keys as ONE parameter (an array on
+# PostgreSQL, a JSON array on SQLite): one SQL text, compiled and prepared once.
 
 
 @functools.cache
-def by_id_statement(table: Table) -> Select[Any]:
-    return select(*read_columns(table)).where(
-        table.c.tenant_id == bindparam("tenant_id"),
-        table.c.id.in_(bindparam("keys", expanding=True)),
+def by_id_statement(table: Table) -> Prepared:
+    return Prepared(
+        select(*read_columns(table)).where(
+            table.c.tenant_id == bindparam("scope_tenant_id"), keys_in(table.c.id)
+        )
     )
 
 
 @functools.cache
-def items_statement() -> Select[Any]:
-    return (
+def items_statement() -> Prepared:
+    return Prepared(
         select(*read_columns(ORDER_ITEMS))
         .where(
-            ORDER_ITEMS.c.tenant_id == bindparam("tenant_id"),
-            ORDER_ITEMS.c.order_id.in_(bindparam("keys", expanding=True)),
+            ORDER_ITEMS.c.tenant_id == bindparam("scope_tenant_id"),
+            keys_in(ORDER_ITEMS.c.order_id),
         )
         .order_by(ORDER_ITEMS.c.order_id, ORDER_ITEMS.c.position)
     )
 
 
 @functools.cache
-def average_rating_statement() -> Select[Any]:
-    return (
+def average_rating_statement() -> Prepared:
+    return Prepared(
         select(REVIEWS.c.product_id, func.avg(REVIEWS.c.rating))
-        .where(
-            REVIEWS.c.tenant_id == bindparam("tenant_id"),
-            REVIEWS.c.product_id.in_(bindparam("keys", expanding=True)),
-        )
+        .where(REVIEWS.c.tenant_id == bindparam("scope_tenant_id"), keys_in(REVIEWS.c.product_id))
         .group_by(REVIEWS.c.product_id)
     )
 
@@ -106,7 +170,7 @@ def average_rating_statement() -> Select[Any]:
 class _ByIdLoader(_TenantLoader):
     table: Table
 
-    async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[Row[Any] | None]:
+    async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[Row | None]:
         self.on_batch(type(self).__name__, len(keys))
         rows = await self.db.rows(by_id_statement(self.table), self.params(keys))
         by_id = {row.id: row for row in rows}
@@ -130,10 +194,10 @@ class ReviewByIdLoader(_ByIdLoader):
 
 
 class OrderItemsByOrderIdLoader(_TenantLoader):
-    async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[list[Row[Any]]]:
+    async def batch_load_fn(self, keys: Sequence[uuid.UUID]) -> list[list[Row]]:
         self.on_batch(type(self).__name__, len(keys))
         rows = await self.db.rows(items_statement(), self.params(keys))
-        grouped: dict[uuid.UUID, list[Row[Any]]] = defaultdict(list)
+        grouped: dict[uuid.UUID, list[Row]] = defaultdict(list)
         for row in rows:
             grouped[row.order_id].append(row)
         return [grouped.get(key, []) for key in keys]
@@ -160,12 +224,12 @@ class _PageByParentLoader(_TenantLoader):
             by_args[args].add(parent_id)
         pages: dict[tuple[uuid.UUID, PageArgs], Page] = {}
         for args, parent_ids in by_args.items():
+            params = page_params(args, {"tenant_id": self.db.tenant_id})
+            params["keys"] = sorted(parent_ids)
             rows = await self.db.rows(
-                per_parent_statement(
-                    self.table, self.parent_col, sorted(parent_ids), [self.tenant(self.table)], args
-                )
+                per_parent_statement(self.table, self.parent_col, args.shape), params
             )
-            grouped: dict[uuid.UUID, list[Row[Any]]] = defaultdict(list)
+            grouped: dict[uuid.UUID, list[Row]] = defaultdict(list)
             for row in rows:
                 grouped[getattr(row, self.parent_col)].append(row)
             for parent_id in parent_ids:
@@ -187,14 +251,13 @@ class _CountByParentLoader(_TenantLoader):
         for parent_id, filters in keys:
             by_filters[filters].add(parent_id)
         counts: dict[tuple[uuid.UUID, tuple[tuple[str, Any], ...]], int] = {}
-        parent = self.table.c[self.parent_col]
         for filters, parent_ids in by_filters.items():
-            stmt = count_statement(
-                self.table,
-                [self.tenant(self.table), parent.in_(parent_ids)],
-                PageArgs(1, filters=filters),
+            params = page_params(PageArgs(1, filters=filters), {"tenant_id": self.db.tenant_id})
+            params["keys"] = sorted(parent_ids)
+            stmt = count_per_parent_statement(
+                self.table, self.parent_col, tuple(n for n, _ in filters)
             )
-            rows = await self.db.rows(stmt.add_columns(parent).group_by(parent))
+            rows = await self.db.rows(stmt, params)
             found = {row[1]: row[0] for row in rows}  # type: ignore[misc]
             for parent_id in parent_ids:
                 counts[(parent_id, filters)] = found.get(parent_id, 0)
@@ -249,7 +312,7 @@ class Loaders:
             if isinstance(loader, DataLoader):
                 loader.clear_all()
 
-    def prime_rows(self, loader: DataLoader, rows: Sequence[Row[Any]]) -> None:
+    def prime_rows(self, loader: DataLoader, rows: Sequence[Row]) -> None:
         """Seed a by-id loader with rows a page query already fetched."""
         for row in rows:
             loader.prime(row.id, row)

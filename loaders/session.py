@@ -4,166 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
-import math
-import socket
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any, Protocol
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 from sqlalchemy import Executable
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from database.engine import tenant_transaction
+from database.engine import reader_of, tenant_transaction
+from database.faults import Breaker, DatabaseUnavailable, is_database_unavailable
+from database.reader import Prepared, ReadSession
 
-# -- database faults (the breaker hook) ------------------------------------------------------
-
-# SQLSTATE classes and codes that mean "the server is not there for us", not "the query is
-# wrong": 08 connection exception, 53 insufficient resources (too many connections, out of
-# memory, disk full), 57P01-57P04 admin/crash shutdown, cannot connect now, database dropped.
-_UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53")
-_UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "57P04"})
-# SQLite reports programming mistakes as OperationalError too; those are not outages.
-_SQLITE_PROGRAMMING_ERRORS = (
-    "no such table",
-    "no such column",
-    "no such function",
-    "has no column named",
-    "syntax error",
-    'near "',
-)
-_DRIVER_MODULES = ("asyncpg", "sqlalchemy", "aiosqlite", "sqlite3")
-_CLOSED_MESSAGES = ("connection is closed", "connection was closed", "connection has been closed")
-_MAX_CHAIN = 16
-_NETWORK_ERRNOS = frozenset(
-    {
-        errno.ECONNREFUSED,
-        errno.ECONNRESET,
-        errno.ECONNABORTED,
-        errno.EPIPE,
-        errno.ENOTCONN,
-        errno.ETIMEDOUT,
-        errno.EHOSTUNREACH,
-        errno.EHOSTDOWN,
-        errno.ENETUNREACH,
-        errno.ENETDOWN,
-        errno.EADDRNOTAVAIL,
-        errno.ENOENT,  # a Unix socket path that is not there (the server is down)
-    }
-)
-
-
-class DatabaseUnavailable(Exception):
-    """The database cannot be reached, or its breaker is open: answer ``SERVICE_UNAVAILABLE``.
-
-    Carries ``message`` and ``extensions`` like the resolvers' ``ApiError``, so graphql-core
-    copies the code into the GraphQL error; ``retry_after`` (s) is for the Retry-After header.
-    """
-
-    code = "SERVICE_UNAVAILABLE"
-
-    def __init__(
-        self,
-        message: str = "The database is unavailable; try again shortly.",
-        *,
-        retry_after: float = 1.0,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.retry_after = retry_after
-        self.extensions: dict[str, Any] = {
-            "code": self.code,
-            "retryAfter": max(1, math.ceil(retry_after)),
-        }
-
-
-class Breaker(Protocol):
-    """What RequestDb needs of a circuit breaker (``guards.breaker.CircuitBreaker`` fits)."""
-
-    def allow(self) -> bool: ...
-
-    def record_success(self) -> None: ...
-
-    def record_failure(self) -> None: ...
-
-    def release(self) -> None: ...
-
-    @property
-    def retry_after(self) -> float: ...
-
-
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    """``exc`` and what it wraps: SQLAlchemy's ``orig``, explicit causes, driver contexts."""
-    seen: set[int] = set()
-    pending = [exc]
-    while pending and len(seen) < _MAX_CHAIN:
-        current = pending.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        orig = getattr(current, "orig", None)
-        if isinstance(orig, BaseException):
-            pending.append(orig)
-        if current.__cause__ is not None:
-            pending.append(current.__cause__)
-        # Implicit contexts only inside driver code, where "raised while handling" means
-        # "caused by"; elsewhere a context may be an unrelated, already handled error.
-        module = type(current).__module__ or ""
-        if (
-            current.__context__ is not None
-            and not current.__suppress_context__
-            and module.startswith(_DRIVER_MODULES)
-        ):
-            pending.append(current.__context__)
-
-
-def _one_is_unavailable(exc: BaseException) -> bool:
-    if isinstance(exc, DatabaseUnavailable):
-        return True
-    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
-        return True
-    if isinstance(exc, sa_exc.TimeoutError):  # the pool had no connection to give in time
-        return True
-    if isinstance(exc, (ConnectionError, TimeoutError)):
-        return True
-    if isinstance(exc, OSError):
-        # Refused, reset, unreachable, name resolution, a Unix socket path gone; errno None is
-        # asyncio's "Multiple exceptions" from trying each address of a host.
-        return isinstance(exc, socket.gaierror) or exc.errno is None or exc.errno in _NETWORK_ERRNOS
-    sqlstate = getattr(exc, "sqlstate", None)
-    if isinstance(sqlstate, str) and (
-        sqlstate[:2] in _UNAVAILABLE_SQLSTATE_CLASSES or sqlstate in _UNAVAILABLE_SQLSTATES
-    ):
-        return True
-    message = str(exc).lower()
-    if type(exc).__name__ == "InterfaceError" and any(m in message for m in _CLOSED_MESSAGES):
-        return True
-    if isinstance(exc, sa_exc.OperationalError):
-        return not any(m in message for m in _SQLITE_PROGRAMMING_ERRORS)
-    return False
-
-
-def is_database_unavailable(exc: BaseException) -> bool:
-    """Whether ``exc`` means the database is unreachable rather than the statement being wrong.
-
-    True for connection-level failures of asyncpg, aiosqlite and SQLAlchemy: refused or reset
-    connections, timeouts (connect, pool checkout), a connection SQLAlchemy invalidated, the
-    server shutting down or not accepting connections yet, too many connections, SQLite's
-    "database is locked"/"unable to open". False for integrity, data and programming errors,
-    which a healthy database reports.
-    """
-    if isinstance(exc, (sa_exc.IntegrityError, sa_exc.ProgrammingError, sa_exc.DataError)) and not (
-        exc.connection_invalidated
-    ):
-        return False
-    return any(_one_is_unavailable(cause) for cause in _causes(exc))
+# Re-exported: the fault classification lives in ``database.faults``.
+__all__ = ["Breaker", "DatabaseUnavailable", "RequestDb", "is_database_unavailable"]
 
 
 class RequestDb:
     """One lazily opened, tenant-scoped read transaction per request.
+
+    A :class:`~database.reader.Prepared` statement runs on the engine's raw-driver reader
+    (``database.reader``: sqlite3 on the event loop, asyncpg with prepared statements); any
+    other statement, and every statement of an engine without a reader (in-memory SQLite),
+    runs through SQLAlchemy's engine.
 
     DataLoaders of one request dispatch concurrently, but a database connection runs one
     statement at a time (asyncpg refuses overlapping use), so statements are serialised by a
@@ -179,6 +42,12 @@ class RequestDb:
         self._lock = asyncio.Lock()
         self._stack: contextlib.AsyncExitStack | None = None
         self._conn: AsyncConnection | None = None
+        self.reader = reader_of(engine)
+        self._session: ReadSession | None = None
+        # After close() (the end of the request, or a mutation about to write), a read gets a
+        # transaction of its own, ended with it: a batch that outlives its request (its waiters
+        # were cancelled) must not keep a pooled connection.
+        self._closed = False
         # Once the database failed this request, its later statements fail at once: one
         # request never waits on, or counts against the breaker, more than one outage.
         self._unavailable: DatabaseUnavailable | None = None
@@ -232,12 +101,28 @@ class RequestDb:
         return self._conn
 
     async def rows(
-        self, stmt: Executable, params: dict[str, Any] | None = None
-    ) -> Sequence[Row[Any]]:
-        """Run a SELECT and return all its rows."""
+        self, stmt: Executable | Prepared, params: dict[str, Any] | None = None
+    ) -> Sequence[Any]:
+        """Run a SELECT and return all its rows (named tuples on the raw path)."""
+        reader = self.reader
         async with self._lock:
             try:
                 async with self.guarded():
+                    if reader is not None and isinstance(stmt, Prepared):
+                        query = stmt.query(reader.dialect_name)
+                        args = query.args(params or {})
+                        if self._closed:
+                            once = reader.session(self.tenant_id)
+                            try:
+                                return query.decode(await once.fetch(query, args))
+                            finally:
+                                await once.close()
+                        session = self._session
+                        if session is None:
+                            session = self._session = reader.session(self.tenant_id)
+                        return query.decode(await session.fetch(query, args))
+                    if isinstance(stmt, Prepared):
+                        stmt = stmt.statement
                     conn = await self._connection()
                     result = await conn.execute(stmt, params or {})
                     return result.all()
@@ -245,24 +130,27 @@ class RequestDb:
                 await self._discard()
                 raise
 
-    async def scalar(self, stmt: Executable, params: dict[str, Any] | None = None) -> Any:
+    async def scalar(
+        self, stmt: Executable | Prepared, params: dict[str, Any] | None = None
+    ) -> Any:
         """Run a SELECT and return the first column of the first row."""
-        async with self._lock:
-            try:
-                async with self.guarded():
-                    conn = await self._connection()
-                    result = await conn.execute(stmt, params or {})
-                    return result.scalar()
-            except DatabaseUnavailable:
-                await self._discard()
-                raise
+        rows = await self.rows(stmt, params)
+        return rows[0][0] if rows else None
 
     async def close(self) -> None:
         """End the read transaction (if one was opened) and return the connection."""
+        self._closed = True
         async with self._lock:
             await self._discard(quiet=False)
 
     async def _discard(self, *, quiet: bool = True) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            try:
+                await session.close()
+            except Exception as exc:
+                if not (quiet or is_database_unavailable(exc)):
+                    raise
         stack, conn = self._stack, self._conn
         self._stack, self._conn = None, None
         if stack is None:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, func
-from sqlalchemy.engine import Row
+from sqlalchemy import Table
 
 from auth import policy
 from loaders import Page, PageArgs
 from loaders.loaders import ORDERS, PRODUCTS, USERS
-from loaders.pages import count_statement, page_statement, to_page
+from loaders.pages import count_statement, page_params, page_statement, to_page
 from resolvers.context import RequestContext
 from resolvers.errors import BadUserInput, Forbidden
 from resolvers.ids import decode_cursor, from_global_id
@@ -57,27 +57,52 @@ def require_read(ctx: RequestContext, type_name: str) -> None:
         )
 
 
-def _order_scope(ctx: RequestContext) -> list[ColumnElement[bool]]:
-    tenant_id = ctx.require_tenant()
+def _order_scope(ctx: RequestContext) -> dict[str, Any]:
+    """The tenant, and for a customer their own orders only (a column of every statement)."""
+    scope: dict[str, Any] = {"tenant_id": ctx.require_tenant()}
     require_read(ctx, "Order")
-    conditions = [ORDERS.c.tenant_id == tenant_id]
     if not policy.is_staff(ctx.principal):
-        conditions.append(ORDERS.c.customer_id == ctx.require_user())
-    return conditions
+        scope["customer_id"] = ctx.require_user()
+    return scope
+
+
+async def _page(
+    ctx: RequestContext,
+    table: Table,
+    scope: dict[str, Any],
+    args: PageArgs,
+    search: str | None = None,
+) -> Sequence[Any]:
+    column = None if search is None else "name"
+    stmt = page_statement(table, tuple(scope), args.shape, column)
+    return await ctx.db.rows(stmt, page_params(args, scope, search))
+
+
+async def _count(
+    ctx: RequestContext,
+    table: Table,
+    scope: dict[str, Any],
+    args: PageArgs,
+    search: str | None = None,
+) -> int:
+    column = None if search is None else "name"
+    stmt = count_statement(table, tuple(scope), tuple(n for n, _ in args.filters), column)
+    return int(await ctx.db.scalar(stmt, page_params(args, scope, search)) or 0)
 
 
 async def orders_page(ctx: RequestContext, args: PageArgs) -> Page:
-    rows = await ctx.db.rows(page_statement(ORDERS, _order_scope(ctx), args))
-    return to_page(rows, args)
+    return to_page(await _page(ctx, ORDERS, _order_scope(ctx), args), args)
 
 
 async def orders_count(ctx: RequestContext, args: PageArgs) -> int:
-    return int(await ctx.db.scalar(count_statement(ORDERS, _order_scope(ctx), args)) or 0)
+    return await _count(ctx, ORDERS, _order_scope(ctx), args)
 
 
-def check_search(search: str) -> None:
+def _search_term(search: str | None) -> str | None:
     """Refuse a ``search`` term that is too long or holds a C0 control character (U+0000 to
     U+001F): a NUL cut SQLite's LIKE pattern short, so it matched every product."""
+    if not search:
+        return None
     if len(search) > 200:
         raise BadUserInput("search is longer than 200 characters.", argument="search")
     for position, character in enumerate(search):
@@ -87,54 +112,51 @@ def check_search(search: str) -> None:
                 f"at position {position}.",
                 argument="search",
             )
+    return search
 
 
-def _product_scope(ctx: RequestContext, search: str | None) -> list[ColumnElement[bool]]:
-    tenant_id = ctx.require_tenant()
+def _product_scope(ctx: RequestContext) -> dict[str, Any]:
+    scope: dict[str, Any] = {"tenant_id": ctx.require_tenant()}
     require_read(ctx, "Product")
-    conditions = [PRODUCTS.c.tenant_id == tenant_id]
-    if search:
-        check_search(search)
-        conditions.append(func.lower(PRODUCTS.c.name).contains(search.lower(), autoescape=True))
-    return conditions
+    return scope
 
 
 async def products_page(ctx: RequestContext, args: PageArgs, search: str | None) -> Page:
-    rows = await ctx.db.rows(page_statement(PRODUCTS, _product_scope(ctx, search), args))
+    scope = _product_scope(ctx)
+    rows = await _page(ctx, PRODUCTS, scope, args, _search_term(search))
     ctx.loaders.prime_rows(ctx.loaders.product, rows)
     return to_page(rows, args)
 
 
 async def products_count(ctx: RequestContext, args: PageArgs, search: str | None) -> int:
-    stmt = count_statement(PRODUCTS, _product_scope(ctx, search), args)
-    return int(await ctx.db.scalar(stmt) or 0)
+    scope = _product_scope(ctx)
+    return await _count(ctx, PRODUCTS, scope, args, _search_term(search))
 
 
-def _user_scope(ctx: RequestContext) -> list[ColumnElement[bool]]:
+def _user_scope(ctx: RequestContext) -> dict[str, Any]:
     tenant_id = ctx.require_tenant()
     if not policy.can_list_users(ctx.principal):
         raise Forbidden("Only STAFF and ADMIN may list users.")
     require_read(ctx, "User")
-    return [USERS.c.tenant_id == tenant_id]
+    return {"tenant_id": tenant_id}
 
 
 async def users_page(ctx: RequestContext, args: PageArgs) -> Page:
-    rows = await ctx.db.rows(page_statement(USERS, _user_scope(ctx), args))
-    return to_page(rows, args)
+    return to_page(await _page(ctx, USERS, _user_scope(ctx), args), args)
 
 
 async def users_count(ctx: RequestContext, args: PageArgs) -> int:
-    return int(await ctx.db.scalar(count_statement(USERS, _user_scope(ctx), args)) or 0)
+    return await _count(ctx, USERS, _user_scope(ctx), args)
 
 
-def order_visible(ctx: RequestContext, row: Row[Any] | None) -> Row[Any] | None:
+def order_visible(ctx: RequestContext, row: Any | None) -> Any | None:
     """Another customer's order is indistinguishable from a missing one."""
     if row is None or not policy.order_visible_to(ctx.principal, row.customer_id):
         return None
     return row
 
 
-async def node(ctx: RequestContext, global_id: str) -> tuple[str, Row[Any]] | None:
+async def node(ctx: RequestContext, global_id: str) -> tuple[str, Any] | None:
     """Resolve a global id within the caller's tenant; other tenants' ids read as missing."""
     type_name, key = from_global_id(global_id)
     ctx.require_tenant()
@@ -153,7 +175,7 @@ async def node(ctx: RequestContext, global_id: str) -> tuple[str, Row[Any]] | No
     return None if row is None else (type_name, row)
 
 
-async def entity(ctx: RequestContext, global_id: str, type_name: str) -> Row[Any] | None:
+async def entity(ctx: RequestContext, global_id: str, type_name: str) -> Any | None:
     """A node of one type; an id of another type reads as missing."""
     found = await node(ctx, global_id)
     return found[1] if found is not None and found[0] == type_name else None

@@ -90,10 +90,12 @@ class Batch:
     """Values for all sources of a level at once: ``await load(context, sources, args)``.
 
     Returns one value per source, in order; an item that is an exception is that source's
-    field error. A raised exception is the error of every source.
+    field error. A raised exception is the error of every source. ``guard`` as for
+    :class:`Leaf`: the sources it denies get a FORBIDDEN error and are not passed to ``load``.
     """
 
     load: Callable[[Any, Sequence[Any], dict[str, Any]], Awaitable[Sequence[Any]]]
+    guard: Callable[[Any, Any], bool] | None = None
 
 
 Binding = Leaf | Child | Batch
@@ -324,6 +326,9 @@ class _Compiler:
             if binding is None or definition is None:
                 raise Unsupported(f"{runtime.name}.{name} has no binding")
             plan.definition = definition
+            if _has_permission(definition) and getattr(binding, "guard", None) is None:
+                # A permission on the type alone must never leak here: graphql-core runs it.
+                raise Unsupported(f"{runtime.name}.{name} has a permission but no guard")
             output = definition.type
             plan.non_null = isinstance(output, GraphQLNonNull)
             if plan.non_null:
@@ -343,7 +348,7 @@ class _Compiler:
                     if plan.is_list:
                         raise Unsupported("list of leaves")
                 elif isinstance(binding, Batch):
-                    plan.kind, plan.load = _BATCH, binding.load
+                    plan.kind, plan.load, plan.guard = _BATCH, binding.load, binding.guard
                     if plan.is_list:
                         raise Unsupported("list of leaves")
                 else:
@@ -352,7 +357,7 @@ class _Compiler:
                 if isinstance(binding, Child):
                     plan.kind, plan.read, plan.guard = _CHILD, binding.read, binding.guard
                 elif isinstance(binding, Batch):
-                    plan.kind, plan.load = _BATCH, binding.load
+                    plan.kind, plan.load, plan.guard = _BATCH, binding.load, binding.guard
                 else:
                     raise Unsupported(f"{runtime.name}.{name}: object bound as a leaf")
                 plan.child = self.object_plan(
@@ -362,6 +367,12 @@ class _Compiler:
                 raise Unsupported(f"{runtime.name}.{name}: abstract type {output}")
             fields.append(plan)
         return ObjectPlan(runtime.name, fields)
+
+
+def _has_permission(definition: GraphQLField) -> bool:
+    """Whether Strawberry puts permission classes on this field."""
+    strawberry_field = (definition.extensions or {}).get("strawberry-definition")
+    return bool(getattr(strawberry_field, "permission_classes", None))
 
 
 class _DirectiveFinder(Visitor):
@@ -487,7 +498,7 @@ class _Run:
                     values.append(read(source))  # type: ignore[misc]
                 except Exception as error:
                     values.append(error)
-        else:
+        elif field.guard is None:
             try:
                 values = list(await field.load(self.context, sources, self.arguments(field)))
                 if len(values) != count:
@@ -496,6 +507,8 @@ class _Run:
                     )
             except Exception as error:  # every source fails with it
                 values = [error] * count
+        else:
+            values = await self._guarded_load(field, sources)
         key = field.key
         completed: list[Any] = [None] * count
         child = field.child
@@ -582,6 +595,36 @@ class _Run:
                 items.append(done)
             completed[index] = items
         return completed
+
+    async def _guarded_load(self, field: FieldPlan, sources: Sequence[Any]) -> list[Any]:
+        """A batch behind a guard: denied sources get FORBIDDEN, the others one load."""
+        guard, context = field.guard, self.context
+        values: list[Any] = [None] * len(sources)
+        allowed: list[int] = []
+        for index, source in enumerate(sources):
+            try:
+                if guard(context, source):  # type: ignore[misc]
+                    allowed.append(index)
+                else:
+                    values[index] = _Forbidden()
+            except Exception as error:
+                values[index] = error
+        if not allowed:
+            return values
+        try:
+            loaded = list(
+                await field.load(context, [sources[i] for i in allowed], self.arguments(field))
+            )
+            if len(loaded) != len(allowed):
+                raise RuntimeError(
+                    f"{field.parent_name}.{field.name}: {len(loaded)} values for "
+                    f"{len(allowed)} objects"
+                )
+        except Exception as error:  # every allowed source fails with it
+            loaded = [error] * len(allowed)
+        for index, value in zip(allowed, loaded, strict=True):
+            values[index] = value
+        return values
 
 
 class FastExecutor:

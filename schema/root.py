@@ -8,14 +8,14 @@ import strawberry
 from strawberry.types import Info
 
 from resolvers import mutations, queries
-from resolvers.errors import BadUserInput, Unauthenticated, UserFailure
+from resolvers.errors import BadUserInput, UserFailure
+from schema import fields
 from schema.directives import PAGE, ListSize
 from schema.enums import (
     OrderSortField,
     OrderStatus,
     ProductSortField,
     Role,
-    SortDirection,
     UserErrorCode,
 )
 from schema.inputs import (
@@ -81,11 +81,7 @@ class Query:
 
     @strawberry.field(description="The authenticated caller.")
     async def viewer(self, info: Info) -> User:
-        ctx = info.context
-        row = await ctx.loaders.user.load(ctx.require_user())
-        if row is None:
-            raise Unauthenticated("The token's user no longer exists.")
-        return User.from_row(row)
+        return User.from_row(await fields.VIEWER.resolve(info.context, None, {}))
 
     @strawberry.field(description="STAFF and ADMIN only.", directives=[PAGE])
     async def users(
@@ -95,11 +91,8 @@ class Query:
         after: str | None = strawberry.UNSET,
         role: Role | None = strawberry.UNSET,
     ) -> UserConnection:
-        ctx = info.context
-        filters = (("role", role.value),) if role else ()
-        args = queries.page_args(ctx, first, after, filters=filters)
-        page = await queries.users_page(ctx, args)
-        return UserConnection.build(page, "created_at", lambda: queries.users_count(ctx, args))  # type: ignore[attr-defined,no-any-return]
+        args = {"first": first, "after": after, "role": role}
+        return UserConnection.of(await fields.USERS.resolve(info.context, None, args))  # type: ignore[attr-defined,no-any-return]
 
     @strawberry.field(description="The tenant's product catalog.", directives=[PAGE])
     async def products(
@@ -110,19 +103,12 @@ class Query:
         search: str | None = strawberry.UNSET,
         order_by: ProductOrder | None = strawberry.UNSET,
     ) -> ProductConnection:
-        ctx = info.context
-        order = _opt(order_by) or ProductOrder()
-        sort = queries.PRODUCT_SORT[order.field.value]
-        args = queries.page_args(
-            ctx, first, after, sort=sort, desc=order.direction == SortDirection.DESC
-        )
-        term = _opt(search)
-        page = await queries.products_page(ctx, args, term)
-        return ProductConnection.build(page, sort, lambda: queries.products_count(ctx, args, term))  # type: ignore[attr-defined,no-any-return]
+        args = {"first": first, "after": after, "search": search, "orderBy": order_by}
+        return ProductConnection.of(await fields.PRODUCTS.resolve(info.context, None, args))  # type: ignore[attr-defined,no-any-return]
 
     @strawberry.field(description="One product by id.")
     async def product(self, info: Info, id: strawberry.ID) -> Product | None:
-        row = await queries.entity(info.context, id, "Product")
+        row = await fields.PRODUCT.resolve(info.context, None, {"id": id})
         return None if row is None else Product.from_row(row)
 
     @strawberry.field(
@@ -137,24 +123,12 @@ class Query:
         status: OrderStatus | None = strawberry.UNSET,
         order_by: OrderOrder | None = strawberry.UNSET,
     ) -> OrderConnection:
-        ctx = info.context
-        order = _opt(order_by) or OrderOrder()
-        sort = queries.ORDER_SORT[order.field.value]
-        filters = (("status", status.value),) if status else ()
-        args = queries.page_args(
-            ctx,
-            first,
-            after,
-            sort=sort,
-            desc=order.direction == SortDirection.DESC,
-            filters=filters,
-        )
-        page = await queries.orders_page(ctx, args)
-        return OrderConnection.build(page, sort, lambda: queries.orders_count(ctx, args))  # type: ignore[attr-defined,no-any-return]
+        args = {"first": first, "after": after, "status": status, "orderBy": order_by}
+        return OrderConnection.of(await fields.ORDERS.resolve(info.context, None, args))  # type: ignore[attr-defined,no-any-return]
 
     @strawberry.field(description="One order by id; another customer's order reads as missing.")
     async def order(self, info: Info, id: strawberry.ID) -> Order | None:
-        row = await queries.entity(info.context, id, "Order")
+        row = await fields.ORDER.resolve(info.context, None, {"id": id})
         return None if row is None else Order.from_row(row)
 
     @strawberry.field(description="The caller's query budget and this operation's price.")

@@ -11,10 +11,11 @@ import strawberry
 from strawberry.types import Info
 
 from loaders import Page
-from resolvers import queries
 from resolvers.ids import encode_cursor, to_global_id
+from schema import fields
 from schema.directives import PAGE, Cost, ListSize
 from schema.enums import Currency, OrderStatus, Role, UserErrorCode
+from schema.fields import Conn
 from schema.permissions import CanReadEmail, CanReadInternalNote, CanReadUnitCost
 
 Row = Any
@@ -113,24 +114,15 @@ class User(Node):
         after: str | None = strawberry.UNSET,
         status: OrderStatus | None = strawberry.UNSET,
     ) -> OrderConnection:
-        ctx = _ctx(info)
-        filters = (("status", status.value),) if status else ()
-        args = queries.page_args(ctx, first, after, filters=filters)
-        page = await queries.customer_orders(ctx, self.row.id, args)
-        return OrderConnection.build(
-            page, "created_at", lambda: queries.customer_orders_count(ctx, self.row.id, filters)
-        )
+        args = {"first": first, "after": after, "status": status}
+        return OrderConnection.of(await fields.USER_ORDERS.resolve(_ctx(info), self.row, args))  # type: ignore[no-any-return]
 
     @strawberry.field(description="Reviews the user wrote, newest first.", directives=[PAGE])
     async def reviews(
         self, info: Info, first: int | None = 20, after: str | None = strawberry.UNSET
     ) -> ReviewConnection:
-        ctx = _ctx(info)
-        args = queries.page_args(ctx, first, after)
-        page = await queries.author_reviews(ctx, self.row.id, args)
-        return ReviewConnection.build(
-            page, "created_at", lambda: queries.author_reviews_count(ctx, self.row.id)
-        )
+        args = {"first": first, "after": after}
+        return ReviewConnection.of(await fields.USER_REVIEWS.resolve(_ctx(info), self.row, args))  # type: ignore[no-any-return]
 
 
 @strawberry.type(description="Something a tenant sells.")
@@ -181,17 +173,15 @@ class Product(Node):
         directives=[Cost(weight=1)],
     )
     async def average_rating(self, info: Info) -> float | None:
-        return await _ctx(info).loaders.average_rating.load(self.row.id)  # type: ignore[no-any-return]
+        return await fields.PRODUCT_AVERAGE_RATING.load(_ctx(info), self.row)  # type: ignore[no-any-return]
 
     @strawberry.field(description="Reviews of the product, newest first.", directives=[PAGE])
     async def reviews(
         self, info: Info, first: int | None = 20, after: str | None = strawberry.UNSET
     ) -> ReviewConnection:
-        ctx = _ctx(info)
-        args = queries.page_args(ctx, first, after)
-        page = await queries.product_reviews(ctx, self.row.id, args)
-        return ReviewConnection.build(
-            page, "created_at", lambda: queries.product_reviews_count(ctx, self.row.id)
+        args = {"first": first, "after": after}
+        return ReviewConnection.of(  # type: ignore[no-any-return]
+            await fields.PRODUCT_REVIEWS.resolve(_ctx(info), self.row, args)
         )
 
 
@@ -213,7 +203,8 @@ class OrderItem:
 
     @strawberry.field(description="The product ordered.")
     async def product(self, info: Info) -> Product:
-        return Product.from_row(await _ctx(info).loaders.product.load(self.row.product_id))
+        source = (self.row, self.currency)
+        return Product.from_row(await fields.ORDER_ITEM_PRODUCT.load(_ctx(info), source))
 
     @strawberry.field(description="Price of one unit when ordered.")
     def unit_price(self) -> Money:
@@ -267,13 +258,13 @@ class Order(Node):
 
     @strawberry.field(description="Who placed the order.")
     async def customer(self, info: Info) -> User:
-        return User.from_row(await _ctx(info).loaders.user.load(self.row.customer_id))
+        return User.from_row(await fields.ORDER_CUSTOMER.load(_ctx(info), self.row))
 
     @strawberry.field(
         description="At most 50 items per order.", directives=[ListSize(assumed_size=50)]
     )
     async def items(self, info: Info) -> list[OrderItem]:
-        rows = await _ctx(info).loaders.order_items.load(self.row.id)
+        rows = await fields.ORDER_ITEMS.load(_ctx(info), self.row)
         currency = self.row.currency
         return [OrderItem.from_row(row, currency) for row in rows]
 
@@ -298,11 +289,11 @@ class Review(Node):
 
     @strawberry.field(description="Who wrote it.")
     async def author(self, info: Info) -> User:
-        return User.from_row(await _ctx(info).loaders.user.load(self.row.author_id))
+        return User.from_row(await fields.REVIEW_AUTHOR.load(_ctx(info), self.row))
 
     @strawberry.field(description="What it is about.")
     async def product(self, info: Info) -> Product:
-        return Product.from_row(await _ctx(info).loaders.product.load(self.row.product_id))
+        return Product.from_row(await fields.REVIEW_PRODUCT.load(_ctx(info), self.row))
 
 
 CountFn = Callable[[], Awaitable[int]]
@@ -335,6 +326,10 @@ def _connection(node_type: type, name: str) -> tuple[type, type]:
         ]
         return cls(edges=edges, nodes=nodes, page_info=_page_info(page, sort), count=count)
 
+    def of(cls: Any, conn: Conn) -> Any:
+        """The connection of a declared field's :class:`~schema.fields.Conn`."""
+        return cls.build(conn.page, conn.sort, conn.count)
+
     connection = strawberry.type(
         type(
             f"{name}Connection",
@@ -353,6 +348,7 @@ def _connection(node_type: type, name: str) -> tuple[type, type]:
                     total_count, description="How many items match, on every page."
                 ),
                 "build": classmethod(build),
+                "of": classmethod(of),
             },
         ),
         description=f"A page of {name} items.",

@@ -8,6 +8,8 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from database.engine import reader_of
+
 _counter: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
     "sql_statements", default=None
 )
@@ -20,8 +22,12 @@ def _before_execute(*_args: Any, **_kwargs: Any) -> None:
 
 
 def install(engine: AsyncEngine) -> None:
-    """Count every statement the engine sends (cheap: one contextvar look-up)."""
+    """Count every statement the engine and its raw-driver reader send (cheap: one contextvar
+    look-up each)."""
     event.listen(engine.sync_engine, "before_cursor_execute", _before_execute)
+    reader = reader_of(engine)
+    if reader is not None:
+        reader.listen(_before_execute)
 
 
 def start() -> list[int]:

@@ -390,3 +390,29 @@ async def _maybe_await(value: Any) -> Any:
 
 def test_settings_default_to_the_batched_executor() -> None:
     assert Settings(env="test").fast_executor is True
+
+
+async def test_a_guarded_batch_refuses_the_denied_sources_and_loads_the_rest() -> None:
+    """A permission on a field resolved in batches (a relation, a connection, a root field):
+    the denied objects get FORBIDDEN at their own path, the batch loads only the others."""
+    schema = _generic_schema()
+    bindings = _bindings()
+    loaded: list[Any] = []
+
+    async def children(ctx: Any, sources: Any, args: Any) -> list[Any]:
+        loaded.extend(s["id"] for s in sources)
+        return [{"id": f"{s['id']}-child", "required": "r"} for s in sources]
+
+    bindings["Item"]["child"] = Batch(children, guard=lambda ctx, item: item["id"] != "2")
+    document = parse("{ maybe { id child { id } } }")
+    executor = FastExecutor(schema, bindings)
+    plan = executor.plan(document, document.definitions[0], {})  # type: ignore[arg-type]
+    assert plan is not None
+    data, errors = await executor.run(plan, None, {}, ROOT)
+    assert loaded == ["1"]
+    assert data == {
+        "maybe": [{"id": "1", "child": {"id": "1-child"}}, None, {"id": "2", "child": None}]
+    }
+    assert [(e.path, e.extensions["code"]) for e in errors] == [  # type: ignore[index]
+        (["maybe", 2, "child"], "FORBIDDEN")
+    ]
