@@ -5,7 +5,6 @@ CLI and enforced in allowlist mode, and schemathesis fuzzing from the served SDL
 from __future__ import annotations
 
 import json
-
 import os
 import shutil
 import subprocess
