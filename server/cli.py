@@ -338,7 +338,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
 
 
 def _with_commas(text: str) -> str:
-    return re.sub(r"(?<![\w.])\d{4,}(?![\w.])", lambda m: f"{int(m[0]):,}", text)
+    return re.sub(r"(?<![\w.,])\d{4,}(?!\w|[.,]\d)", lambda m: f"{int(m[0]):,}", text)
 
 
 def _names(entries: Sequence[Any]) -> dict[str, str]:
@@ -441,7 +441,7 @@ def cmd_pq_push(args: argparse.Namespace) -> int:
         always=("added", "unchanged"),
     )
     refusals = [f"{names.get(i, _short(i))}: {_with_commas(r)}" for i, r in report.refused]
-    head = ("dry run, nothing written: would push " if args.dry_run else "") + counts
+    head = ("dry run, nothing written: " if args.dry_run else "") + counts
     if len(refusals) == 1:
         head += f": {refusals[0]}"
     lines = [head]

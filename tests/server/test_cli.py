@@ -365,3 +365,47 @@ def test_pq_push_summarises_and_prints_json_only_when_asked(
     assert report["unchanged"] == ["cheap-a"] and report["refused"][0]["id"] == "costly-b"
     retired = run("pq", "retire", "--ids", "cheap-a", "--dry-run", env=sqlite_db)
     assert retired.returncode == 0 and retired.stdout.startswith("would retire 1 documents")
+
+
+def test_progress_bar_only_on_a_terminal_and_for_long_runs() -> None:
+    import io
+
+    from server.clitools import Progress
+
+    shown = io.StringIO()
+    with Progress("push", 3_000, stream=shown, force=True) as bar:
+        for _ in range(3_000):
+            bar.advance()
+    assert "push [" in shown.getvalue() and "3,000/3,000" in shown.getvalue()
+    for total, force in ((3_000, None), (10, True)):  # StringIO is no terminal; 10 is short
+        quiet = io.StringIO()
+        with Progress("push", total, stream=quiet, force=force) as bar:
+            bar.advance(total)
+        assert quiet.getvalue() == ""
+
+
+def test_pq_push_of_a_long_manifest_draws_progress_on_a_terminal(
+    files: Path, sqlite_db: dict[str, str]
+) -> None:
+    if not Path("/usr/bin/script").exists():
+        pytest.fail("util-linux `script` is needed to give the CLI a terminal")
+    manifest = files / "long.json"
+    manifest.write_text(
+        _apollo([(f"p-{i}", f"P{i}", f"query P{i} {{ viewer {{ id }} }}") for i in range(120)]),
+        encoding="utf-8",
+    )
+    command = f"{sys.executable} -m server pq push --dry-run {manifest}"
+    result = subprocess.run(
+        ["/usr/bin/script", "-qec", command, "/dev/null"],
+        cwd=ROOT,
+        env={**CLEAN_ENV, "PYTHONPATH": str(ROOT), "TOLLGATE_LOG_JSON": "false", **sqlite_db},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout
+    assert "120/120" in result.stdout and "dry run, nothing written: 120 added" in result.stdout
+    plain = run("pq", "push", "--dry-run", str(manifest), env=sqlite_db)
+    assert "[" not in plain.stderr and plain.stdout.strip() == (
+        "dry run, nothing written: 120 added, 0 unchanged"
+    )
