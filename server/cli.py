@@ -28,6 +28,7 @@ from server.clitools import (
     Progress,
     load_settings,
     read_text,
+    require_database,
     run_command,
     run_db,
     sqlite_path,
@@ -585,6 +586,28 @@ def tls_context(config: Any, default: Callable[[], ssl.SSLContext]) -> ssl.SSLCo
     return context
 
 
+def _check_listen(host: str, port: int) -> None:
+    """Refuse at once, in one line, an address another process already holds."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise CliError(f"cannot resolve --host {host!r}: {exc}", "pass an address") from None
+    family, kind, proto, _, address = infos[0]
+    probe = socket.socket(family, kind, proto)
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(address)
+    except OSError as exc:
+        raise CliError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+            "stop the other server or pass --port",
+        ) from None
+    finally:
+        probe.close()
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the API with uvicorn (GraphiQL at /graphql outside production)."""
     import uvicorn
@@ -592,6 +615,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings()
     port = args.port or settings.port
     workers = args.workers or settings.workers
+    host = args.host or settings.host
+    require_database(settings.database_url)
+    _check_listen(host, port)
     if args.ssl_certfile:
         os.environ["TOLLGATE_SSL_CERTFILE"] = args.ssl_certfile
     if workers > 1 and settings.metrics and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -611,7 +637,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     uvicorn.run(
         "server.asgi:create",
         factory=True,
-        host=args.host or settings.host,
+        host=host,
         port=port,
         workers=workers,
         log_level=settings.log_level.lower(),

@@ -409,3 +409,23 @@ def test_pq_push_of_a_long_manifest_draws_progress_on_a_terminal(
     assert "[" not in plain.stderr and plain.stdout.strip() == (
         "dry run, nothing written: 120 added, 0 unchanged"
     )
+
+
+def test_serve_refuses_a_missing_database_and_a_busy_port_in_one_line(tmp_path: Path) -> None:
+    import socket
+
+    missing = run("serve", env={"TOLLGATE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/no.db"})
+    assert_one_line_error(missing, "no database at", "tollgate migrate")
+    assert not (tmp_path / "no.db").exists()
+    (tmp_path / "ok.db").write_bytes(b"")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        taken = run(
+            "serve",
+            "--port",
+            str(port),
+            env={"TOLLGATE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/ok.db"},
+        )
+    assert_one_line_error(taken, f"cannot listen on 127.0.0.1:{port}", "--port")
