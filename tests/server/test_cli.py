@@ -429,3 +429,39 @@ def test_serve_refuses_a_missing_database_and_a_busy_port_in_one_line(tmp_path: 
             env={"TOLLGATE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/ok.db"},
         )
     assert_one_line_error(taken, f"cannot listen on 127.0.0.1:{port}", "--port")
+
+
+MANIFEST_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(["format", "version", "operations", "id", "body", "name", "x"]),
+            inner,
+            max_size=4,
+        )
+    ),
+    max_leaves=8,
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=MANIFEST_JSON | st.text(max_size=30).map(lambda t: {"raw": t}))
+def test_any_malformed_manifest_is_one_line(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path_factory: pytest.TempPathFactory,
+    data: Any,
+) -> None:
+    tmp = tmp_path_factory.mktemp("manifest")
+    manifest = tmp / "m.json"
+    text = data["raw"] if isinstance(data, dict) and set(data) == {"raw"} else json.dumps(data)
+    manifest.write_text(text, encoding="utf-8")
+    # No database either: whatever the manifest, the answer is one line and exit 2.
+    monkeypatch.setenv("TOLLGATE_DATABASE_URL", f"sqlite+aiosqlite:///{tmp}/absent.db")
+    for command in ("push", "diff"):
+        code = cli.main(["pq", command, str(manifest)])
+        assert_one_line_error((code, capsys.readouterr().err))
+    assert not (tmp / "absent.db").exists()

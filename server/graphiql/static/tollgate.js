@@ -23,7 +23,7 @@
     "# Paste a bearer token into the Token box above: the schema (docs, completion)\n" +
     "# loads as soon as it is set. scripts/serve prints one per role, or run\n" +
     "#   tollgate token --role staff\n" +
-    "query Viewer {\n  viewer {\n    id\n    name\n  }\n}\n";
+    "{\n  viewer {\n    id\n    name\n  }\n}\n";
 
   function readToken() {
     try {
