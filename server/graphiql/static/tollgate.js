@@ -20,8 +20,9 @@
   var mountPoint = document.getElementById("graphiql");
   var prompt = document.getElementById("tollgate-prompt");
   var NO_TOKEN_QUERY =
-    "# Paste a bearer token into the Token box above: the schema (docs, completion)\n" +
-    "# loads as soon as it is set. scripts/serve prints one per role, or run\n" +
+    "# Paste a token into the Token box above:\n" +
+    "# the schema (docs, completion) loads at once.\n" +
+    "# scripts/serve prints one per role, or run\n" +
     "#   tollgate token --role staff\n" +
     "{\n  viewer {\n    id\n    name\n  }\n}\n";
 
