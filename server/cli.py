@@ -683,11 +683,13 @@ def _add_pq(sub: Any) -> None:
         help="retire EVERY active document of the list that is not in this manifest",
     )
     retire.add_argument("--ids", nargs="+", metavar="ID", help="the ids to retire")
-    for command in (push, diff, listing, retire):
+    listing.add_argument("--client", help="only this client's list (default: every list)")
+    for command in (push, diff, retire):
         command.add_argument(
             "--client",
             help="the client's list (apollographql-client-name); default: the shared list",
         )
+    for command in (push, diff, listing, retire):
         command.add_argument(
             "--json", action="store_true", help="print the full report as JSON instead of a summary"
         )
