@@ -202,7 +202,7 @@ def _pq_cli(db_path: Path, *args: str) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOLLGATE_")}
     env["TOLLGATE_DATABASE_URL"] = f"sqlite+aiosqlite:///{db_path}"
     done = subprocess.run(
-        [sys.executable, "-m", "server", "pq", *args],
+        [sys.executable, "-m", "server", "pq", *args, "--json"],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -7,7 +7,6 @@ log lines go to standard error so that ``export > file.json`` stays valid JSON.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
@@ -16,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from server.clitools import load_settings, run_db
 from server.settings import Settings
 
 EXIT_NOT_FOUND = 1
@@ -24,10 +24,22 @@ EXIT_USAGE = 2
 
 def register(sub: Any) -> None:
     """Add the ``privacy`` command (``export`` and ``erase``) to the CLI's subparsers."""
-    privacy = sub.add_parser("privacy", help="export or erase everything held about a user")
+    privacy = sub.add_parser(
+        "privacy",
+        help="export or erase everything held about a user",
+        description="Export (as JSON) or erase everything held about one user (docs/privacy.md).",
+    )
     actions = privacy.add_subparsers(dest="privacy_command", required=True)
-    export = actions.add_parser("export", help="write a user's data as JSON")
-    erase = actions.add_parser("erase", help="anonymise a user's data in one transaction")
+    export = actions.add_parser(
+        "export",
+        help="write a user's data as JSON",
+        description="Write everything held about a user as JSON (stdout or --out).",
+    )
+    erase = actions.add_parser(
+        "erase",
+        help="anonymise a user's data in one transaction",
+        description="Anonymise a user's data in one transaction; prints the counts as JSON.",
+    )
     for command in (export, erase):
         command.add_argument("--tenant", required=True, help="tenant slug or id")
         command.add_argument("--user", required=True, help="user id (UUID or global id)")
@@ -75,7 +87,7 @@ def _for_user(args: argparse.Namespace, action: Action) -> dict[str, Any] | str:
     """Run ``action(engine, tenant id, user id)`` for ``--tenant``/``--user``; a str says why not."""
     from database.engine import make_engine
 
-    settings = Settings()
+    settings = load_settings()
     _prepare(settings)
 
     async def run() -> dict[str, Any] | str:
@@ -89,7 +101,7 @@ def _for_user(args: argparse.Namespace, action: Action) -> dict[str, Any] | str:
         finally:
             await engine.dispose()
 
-    return asyncio.run(run())
+    return run_db(settings, run)
 
 
 def cmd_privacy_export(args: argparse.Namespace) -> int:

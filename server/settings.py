@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from auth.tokens import JWTSettings
@@ -29,18 +29,25 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
-    database_url: str = f"sqlite+aiosqlite:///{ROOT / 'var' / 'tollgate.db'}"
+    # URLs may carry passwords: kept out of repr() (and so out of logs and tracebacks).
+    database_url: str = Field(
+        default=f"sqlite+aiosqlite:///{ROOT / 'var' / 'tollgate.db'}", repr=False
+    )
     database_pool_size: int = 10
-    redis_url: str | None = None
+    redis_url: str | None = Field(default=None, repr=False)
     redis_timeout_ms: int = 50
 
-    jwt_secret: str | None = None
+    jwt_secret: SecretStr | None = None
     jwt_algorithms: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["HS256"])
     jwt_issuer: str = "tollgate"
     jwt_audience: str = "tollgate-api"
     jwt_leeway_seconds: int = 30
     jwt_public_key_file: str | None = None
     jwt_jwks_file: str | None = None
+    # A JWKS URL (your identity provider's): keys are fetched, cached and refetched when a
+    # token names a key id not in the cache, so keys rotate without a restart.
+    jwt_jwks_url: str | None = None
+    jwt_jwks_cache_seconds: int = 300
 
     graphiql: bool | None = None
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -94,7 +101,7 @@ class Settings(BaseSettings):
     metrics_dir: str | None = None
     # /metrics wants a bearer token with the scope `metrics:read`; None: in production only.
     metrics_auth: bool | None = None
-    otlp_endpoint: str | None = None
+    otlp_endpoint: str | None = Field(default=None, repr=False)
     trace_sample_ratio: float = 1.0
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
@@ -139,9 +146,9 @@ class Settings(BaseSettings):
     @property
     def effective_jwt_secret(self) -> str | None:
         """The demo secret outside production; production must configure its own."""
-        if self.jwt_secret:
-            return self.jwt_secret
-        if self.production or self.jwt_public_key_file or self.jwt_jwks_file:
+        if self.jwt_secret is not None and self.jwt_secret.get_secret_value():
+            return self.jwt_secret.get_secret_value()
+        if self.production or self.jwt_public_key_file or self.jwt_jwks_file or self.jwt_jwks_url:
             return None
         return DEMO_JWT_SECRET
 
@@ -158,15 +165,18 @@ class Settings(BaseSettings):
             leeway_seconds=self.jwt_leeway_seconds,
             public_key_pem=public_key,
             jwks_path=self.jwt_jwks_file,
+            jwks_url=self.jwt_jwks_url,
+            jwks_cache_seconds=self.jwt_jwks_cache_seconds,
         )
 
     @model_validator(mode="after")
     def _production_needs_secrets(self) -> Settings:
         if self.production and not (
-            self.jwt_secret or self.jwt_public_key_file or self.jwt_jwks_file
+            self.jwt_secret or self.jwt_public_key_file or self.jwt_jwks_file or self.jwt_jwks_url
         ):
             raise ValueError(
-                "TOLLGATE_ENV=production needs TOLLGATE_JWT_SECRET, TOLLGATE_JWT_PUBLIC_KEY_FILE "
-                "or TOLLGATE_JWT_JWKS_FILE: there is no default secret in production"
+                "TOLLGATE_ENV=production needs TOLLGATE_JWT_SECRET, TOLLGATE_JWT_PUBLIC_KEY_FILE, "
+                "TOLLGATE_JWT_JWKS_FILE or TOLLGATE_JWT_JWKS_URL: there is no default secret "
+                "in production"
             )
         return self

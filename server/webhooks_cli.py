@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from auth.webhooks import DEFAULT_TOLERANCE_SECONDS, SignatureError, verify
+from server.clitools import CliError
 
 EXIT_INVALID = 1
-EXIT_USAGE = 2
 
 
 def register(sub: Any) -> None:
@@ -48,11 +48,11 @@ def cmd_webhooks_verify(args: argparse.Namespace) -> int:
     try:
         body = sys.stdin.buffer.read() if args.body == "-" else Path(args.body).read_bytes()
     except OSError as exc:
-        print(f"cannot read the body: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_USAGE
+        raise CliError(
+            f"cannot read the body {args.body}: {exc.strerror or exc}", "check the path"
+        ) from None
     if args.tolerance < 0:
-        print("--tolerance must be 0 or more", file=sys.stderr)
-        return EXIT_USAGE
+        raise CliError("--tolerance must be 0 or more", "pass a number of seconds")
     try:
         timestamp = verify(body, args.header, args.secret, tolerance=args.tolerance, now=args.now)
     except SignatureError as exc:

@@ -61,6 +61,8 @@ _PAGE = """<!doctype html>
 <strong>{title}</strong>
 <label>Token <input id="tollgate-token" type="password" autocomplete="off" spellcheck="false"
  placeholder="paste a bearer token (JWT)"></label>
+<span id="tollgate-prompt" role="note">&larr; paste a token to load the schema and run queries
+(<code>scripts/serve</code> prints one per role; or run <code>tollgate token --role staff</code>)</span>
 <span id="tollgate-cost" role="status" aria-live="polite">cost: no request yet</span>
 <span id="tollgate-persisted" hidden>
 <select id="tollgate-persisted-select" aria-label="Persisted operations">

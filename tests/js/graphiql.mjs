@@ -1,7 +1,9 @@
 #!/usr/bin/env node
-// GraphiQL end to end in headless Chromium: open <url>/graphql as a browser, set the token in
-// the header bar, load an operation, run it, check the result and the cost display, take a
-// screenshot, and fail on any CSP violation, page error or request to another origin.
+// GraphiQL end to end in headless Chromium: open <url>/graphql as a browser with no token and
+// check the first screen (a prompt to paste one, no error in the result pane, no console
+// error, no failed request), paste the token and check the schema is fetched at once, load an
+// operation, run it, check the result and the cost display, take a screenshot, and fail on
+// any CSP violation, console error, page error or request to another origin.
 //
 //   node tests/js/graphiql.mjs [--url URL] [--token JWT] [--screenshot OUT.png]
 //        [--operation FILE.graphql] [--expect viewer] [--chromium /usr/bin/chromium]
@@ -35,6 +37,8 @@ const userDataDir = mkdtempSync(path.join(tmpdir(), 'tollgate-chromium-'));
 const problems = [];
 const cspViolations = [];
 const foreignRequests = [];
+const consoleErrors = [];
+const failedResponses = [];
 let browser;
 
 async function editorValue(page, selector) {
@@ -68,9 +72,13 @@ async function main() {
   const page = await context.newPage();
   page.on('console', (msg) => {
     const text = msg.text();
+    if (msg.type() === 'error') consoleErrors.push(text);
     if (/Content[- ]Security[- ]Policy|Refused to/i.test(text)) cspViolations.push(`console: ${text}`);
   });
   page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+  page.on('response', (res) => {
+    if (res.status() >= 400) failedResponses.push(`${res.request().method()} ${res.url()} -> ${res.status()}`);
+  });
   page.on('request', (req) => {
     const url = req.url();
     if (!url.startsWith('data:') && !url.startsWith('blob:') && new URL(url).origin !== origin) foreignRequests.push(url);
@@ -89,8 +97,32 @@ async function main() {
   }
 
   await page.waitForSelector('.graphiql-container .graphiql-query-editor .CodeMirror');
+
+  // The first screen without a token: a prompt, and nothing red anywhere.
+  await page.waitForTimeout(1500);
+  const first = await page.evaluate(() => ({
+    prompt: !document.getElementById('tollgate-prompt').hidden
+      ? document.getElementById('tollgate-prompt').textContent.replace(/\s+/g, ' ').trim() : '',
+    pane: document.querySelector('.graphiql-response .CodeMirror')?.CodeMirror?.getValue() || '',
+    editor: document.querySelector('.graphiql-query-editor .CodeMirror')?.CodeMirror?.getValue() || '',
+  }));
+  if (!/paste a token/i.test(first.prompt)) problems.push(`no prompt to paste a token on the first screen: "${first.prompt}"`);
+  if (/error/i.test(first.pane)) problems.push(`the result pane shows errors before any token: ${first.pane.slice(0, 200)}`);
+  if (!/token/i.test(first.editor)) problems.push('the first editor text does not say how to get a token');
+  for (const e of consoleErrors.splice(0)) problems.push(`console error without a token: ${e}`);
+  for (const r of failedResponses.splice(0)) problems.push(`failed request without a token: ${r}`);
+
+  // Pasting the token (an input event, no Enter, no blur) fetches the schema at once.
+  const introspected = page.waitForResponse(
+    (res) => res.request().method() === 'POST' && /IntrospectionQuery/.test(res.request().postData() || ''),
+    { timeout: 10000 },
+  ).catch(() => null);
   await page.fill('#tollgate-token', token);
-  await page.dispatchEvent('#tollgate-token', 'change');
+  const schemaResponse = await introspected;
+  if (!schemaResponse) problems.push('no introspection request after the token was pasted');
+  else if (schemaResponse.status() !== 200) problems.push(`introspection after the token gave HTTP ${schemaResponse.status()}`);
+  const promptAfter = await page.evaluate(() => document.getElementById('tollgate-prompt').hidden);
+  if (!promptAfter) problems.push('the token prompt is still shown after a token was pasted');
   const stored = await page.evaluate(() => window.localStorage.getItem('tollgate.token') || '');
   if (stored !== token) problems.push('the token was not persisted in localStorage');
 
@@ -151,6 +183,8 @@ try {
 }
 for (const v of cspViolations) problems.push(`CSP violation: ${v}`);
 for (const u of foreignRequests) problems.push(`request to another origin: ${u}`);
+for (const e of consoleErrors) problems.push(`console error: ${e}`);
+for (const r of failedResponses) problems.push(`failed request: ${r}`);
 for (const p of problems) console.error(`  - ${p}`);
 if (problems.length) {
   console.log(`graphiql: FAILED with ${problems.length} problem(s) at ${endpoint} (screenshot: ${screenshot})`);

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
+import shutil
+import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
+
+import pytest
 
 from server.graphiql import CONTENT_SECURITY_POLICY, STATIC_DIR, STATIC_URL, graphiql_html
 
@@ -161,3 +166,26 @@ def test_static_dir_is_a_path_next_to_the_module() -> None:
     assert isinstance(STATIC_DIR, Path)
     assert STATIC_DIR.is_dir()
     assert (STATIC_DIR / "tollgate.css").is_file()
+
+
+@pytest.mark.slow
+def test_shipped_assets_are_exactly_a_rebuild_from_the_lockfile(tmp_path: Path) -> None:
+    """scripts/build-graphiql --check rebuilds from package-lock.json and compares byte for byte."""
+    if shutil.which("npm") is None:
+        pytest.fail("npm is required (scripts/install-js says how to get Node)")
+    script = Path(__file__).resolve().parents[2] / "scripts" / "build-graphiql"
+    shipped = tmp_path / "static"
+    shutil.copytree(STATIC_DIR, shipped)
+
+    def check() -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "TOLLGATE_GRAPHIQL_STATIC": str(shipped)}
+        return subprocess.run(
+            [str(script), "--check"], env=env, capture_output=True, text=True, timeout=600
+        )
+
+    same = check()
+    assert same.returncode == 0, same.stderr
+    bundle = shipped / "graphiql.min.js"
+    bundle.write_bytes(bundle.read_bytes() + b"\n")
+    tampered = check()
+    assert tampered.returncode == 1 and "graphiql.min.js differs" in tampered.stderr

@@ -4,6 +4,7 @@ CLI and enforced in allowlist mode, and schemathesis fuzzing from the served SDL
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -108,8 +109,8 @@ def test_apollo_manifest_pushed_with_the_cli_is_enforced_in_allowlist_mode(
             {"TOLLGATE_URL": guarded.url},
         )
         assert made.returncode == 0 and manifest.exists()
-        pushed = guarded.cli("pq", "push", str(manifest))
-        assert '"refused": []' in pushed
+        pushed = guarded.cli("pq", "push", str(manifest), "--json")
+        assert json.loads(pushed)["refused"] == []
         token = guarded.cli(
             "token",
             "--tenant",

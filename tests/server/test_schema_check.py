@@ -95,10 +95,12 @@ def test_dangerous_only_pair_exits_0(tmp_path: Path) -> None:
 
 def test_unreadable_or_invalid_input_exits_2(tmp_path: Path) -> None:
     missing = _cli(str(tmp_path / "nope.graphql"))
-    assert missing.returncode == 2 and "schema check:" in missing.stderr
+    assert missing.returncode == 2 and missing.stderr.startswith("tollgate: error: no such SDL")
     broken = tmp_path / "broken.graphql"
     broken.write_text("type Query {", encoding="utf-8")
-    assert _cli(str(broken)).returncode == 2
+    invalid = _cli(str(broken))
+    assert invalid.returncode == 2 and invalid.stderr.startswith("tollgate: error: schema check:")
+    assert len(invalid.stderr.strip().splitlines()) == 1
 
 
 def test_identical_schemas_have_no_change() -> None:

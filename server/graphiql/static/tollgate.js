@@ -18,6 +18,13 @@
   var persistedSelect = document.getElementById("tollgate-persisted-select");
   var persistedInfo = document.getElementById("tollgate-persisted-info");
   var mountPoint = document.getElementById("graphiql");
+  var prompt = document.getElementById("tollgate-prompt");
+  var NO_TOKEN_QUERY =
+    "# Paste a token into the Token box above:\n" +
+    "# the schema (docs, completion) loads at once.\n" +
+    "# scripts/serve prints one per role, or run\n" +
+    "#   tollgate token --role staff\n" +
+    "{\n  viewer {\n    id\n    name\n  }\n}\n";
 
   function readToken() {
     try {
@@ -254,7 +261,18 @@
     if (query !== undefined) {
       loadedQuery = query;
     }
-    var props = { fetcher: activeFetcher, defaultEditorToolsVisibility: true };
+    var props = {
+      fetcher: activeFetcher,
+      defaultEditorToolsVisibility: true,
+      defaultQuery: NO_TOKEN_QUERY,
+    };
+    var hasToken = Boolean(currentToken());
+    prompt.hidden = hasToken;
+    if (!hasToken) {
+      // Introspection needs a token: without one, ask for it instead of showing the
+      // server's refusal (and a 400 in the console). `schema: null` means "no schema yet".
+      props.schema = null;
+    }
     if (loadedQuery !== undefined) {
       // GraphiQL copies a changed `query` prop into the editor; an unchanged one is left alone.
       props.query = loadedQuery;
@@ -264,8 +282,11 @@
 
   tokenInput.value = readToken();
   var appliedToken = currentToken();
-  tokenInput.addEventListener("change", function () {
-    // Browsers fire "change" again on blur; only a new token warrants a schema refetch.
+  var pending = null;
+
+  function applyToken() {
+    pending = null;
+    // Only a new token warrants a schema refetch (browsers fire "change" again on blur).
     if (currentToken() === appliedToken) {
       return;
     }
@@ -277,7 +298,16 @@
     };
     render();
     loadPersisted();
+  }
+
+  // As soon as a token is pasted or typed (debounced), and on "change" (Enter, blur).
+  tokenInput.addEventListener("input", function () {
+    if (pending !== null) {
+      window.clearTimeout(pending);
+    }
+    pending = window.setTimeout(applyToken, 250);
   });
+  tokenInput.addEventListener("change", applyToken);
 
   render();
   loadPersisted();
