@@ -18,11 +18,20 @@ EXIT_INVALID = 1
 
 def register(sub: Any) -> None:
     """Add the ``webhooks`` command (``verify``) to the CLI's subparsers."""
-    webhooks = sub.add_parser("webhooks", help="webhook tools: verify a delivery's signature")
+    webhooks = sub.add_parser(
+        "webhooks",
+        help="webhook tools: verify a delivery's signature",
+        description="Tools for receivers of Tollgate's signed webhooks (docs/webhooks.md).",
+    )
     actions = webhooks.add_subparsers(dest="webhooks_command", required=True)
     check = actions.add_parser(
         "verify",
         help="verify a Tollgate-Signature header against a body; exit 0 when valid, 1 when not",
+        description=(
+            "Check a delivery's Tollgate-Signature header against its raw body with the "
+            "endpoint's secret(s), in constant time and within a tolerance window against "
+            "replays. Exit 0 when valid, 1 when not, 2 on bad usage."
+        ),
     )
     check.add_argument(
         "--secret",

@@ -56,7 +56,17 @@ def test_console_script_is_installed_next_to_the_interpreter() -> None:
         [str(script), "--help"], capture_output=True, text=True, cwd="/", timeout=60
     )
     assert result.returncode == 0 and "usage: tollgate" in result.stdout
-    for command in ("serve", "migrate", "seed", "token", "cost", "pq", "schema", "privacy"):
+    for command in (
+        "serve",
+        "migrate",
+        "seed",
+        "token",
+        "cost",
+        "pq",
+        "schema",
+        "privacy",
+        "webhooks",
+    ):
         assert command in result.stdout
 
 
