@@ -361,6 +361,10 @@ class CostEstimate:
         """Actual cost of the response ``data`` of this request."""
         return self._plan.actual(data, self._variables)
 
+    def longest_list_argument(self) -> int:
+        """The most items any list-typed slicing argument of this request carries."""
+        return self._plan.longest_list_argument(self._variables)
+
     def __repr__(self) -> str:
         return f"CostEstimate(requested={self.requested}, nodes={self.nodes})"
 
@@ -523,9 +527,19 @@ class CostModel:
 
     # ---- compile
 
-    def compile(self, document: DocumentNode, operation_name: str | None = None) -> CostPlan:
-        """Compile the plan of one operation of a validated document (linear, memoised)."""
-        operation = _select_operation(document, operation_name)
+    def compile(
+        self,
+        document: DocumentNode,
+        operation_name: str | None = None,
+        *,
+        operation: OperationDefinitionNode | None = None,
+    ) -> CostPlan:
+        """Compile the plan of one operation of a validated document (linear, memoised).
+
+        ``operation``, when the caller already selected it, is used as given.
+        """
+        if operation is None:
+            operation = _select_operation(document, operation_name)
         root_type = {
             "query": self.schema.query_type,
             "mutation": self.schema.mutation_type,
@@ -550,6 +564,7 @@ class CostModel:
             operation_type=operation.operation.value,
             operation_name=operation.name.value if operation.name else None,
             defaults=defaults,
+            list_arguments=tuple(compiler.list_arguments),
         )
 
 
@@ -588,6 +603,8 @@ class _Compiler:
         self.is_mutation = is_mutation
         self.memo: dict[tuple[int, str, tuple[str, ...]], _Sel] = {}
         self.active: set[tuple[int, str, tuple[str, ...]]] = set()
+        # Slicing arguments of list type: (value or ValueNode, path), for the length check.
+        self.list_arguments: list[tuple[Any, tuple[str, ...]]] = []
 
     def applies(self, condition: str | None, concrete: GraphQLObjectType) -> bool:
         if condition is None or condition == concrete.name:
@@ -709,6 +726,13 @@ class _Compiler:
                     continue
                 default = _schema_default(arg_def)
                 value_node = args_by_name.get(head)
+                if value_node is not None and _is_list_type(arg_def.type):
+                    self.list_arguments.append(
+                        (
+                            value_node if _has_variables(value_node) else _literal(value_node),
+                            tuple(rest),
+                        )
+                    )
                 if value_node is not None and _has_variables(value_node):
                     compiled.slicing.append((value_node, tuple(rest), default))
                     compiled.static = False
@@ -755,6 +779,12 @@ class _Compiler:
             compiled.children.append((weight, child))
             compiled.type_names.append(concrete.name)
         return compiled
+
+
+def _is_list_type(type_: Any) -> bool:
+    while isinstance(type_, GraphQLNonNull):
+        type_ = type_.of_type
+    return isinstance(type_, GraphQLList)
 
 
 def _field_definition(
@@ -860,8 +890,10 @@ class CostPlan:
         operation_type: str,
         operation_name: str | None,
         defaults: dict[str, Any],
+        list_arguments: tuple[tuple[Any, tuple[str, ...]], ...] = (),
     ) -> None:
         self.model = model
+        self.list_arguments = list_arguments
         self.operation_type = operation_type
         self.operation_name = operation_name
         self._root = root
@@ -876,6 +908,18 @@ class CostPlan:
     def static(self) -> bool:
         """True when the cost does not depend on variables."""
         return self._static is not None
+
+    def longest_list_argument(self, variables: Mapping[str, Any] | None = None) -> int:
+        """The most items any list-typed slicing argument carries (0 when none does)."""
+        longest = 0
+        for value, path in self.list_arguments:
+            if isinstance(value, ValueNode):
+                value = _ast_value(value, variables, self._defaults)
+            for step in path:
+                value = value.get(step, _MISSING) if isinstance(value, Mapping) else _MISSING
+            if isinstance(value, list | tuple) and len(value) > longest:
+                longest = len(value)
+        return longest
 
     def evaluate(self, variables: Mapping[str, Any] | None = None) -> CostEstimate:
         """Price one request: its variables (as sent; defaults come from the plan)."""
@@ -1048,6 +1092,7 @@ class _Merged:
         "first",
         "is_list",
         "leaf_weight",
+        "null_weight",
         "single",
         "sized",
         "typename_keys",
@@ -1071,6 +1116,8 @@ class _Merged:
                 by_type.setdefault(type_name, []).append(child)
                 self.weights[type_name] = max(self.weights.get(type_name, weight), weight)
         self.children = {name: tuple(sels) for name, sels in by_type.items()}
+        # A lookup that found nothing was still work: a null object counts its cheapest type.
+        self.null_weight = min(self.weights.values()) if self.weights else 0
         keys: set[str] = set()
         for sels in self.children.values():
             for sel in _flatten(sels):
@@ -1163,6 +1210,8 @@ class _Actual:
                                     continue
                                 if isinstance(item, list):
                                     c, n = self.nested(merged, item, child_ps)
+                                elif item is None:
+                                    c, n = merged.null_weight, 0
                                 else:
                                     c, n = self.item(merged, item, child_ps)
                                 here += c
@@ -1181,6 +1230,8 @@ class _Actual:
                         c, n = self.item(merged, value, child_ps)
                         here += c
                         nodes += n
+            elif merged.leaf_weight is None:
+                here += merged.null_weight
             if here > 0:
                 cost += here
         return cost, nodes
@@ -1225,7 +1276,7 @@ class _Actual:
 
     def item(self, merged: _Merged, item: Any, child_ps: int | None) -> tuple[int, int]:
         if type(item) is not dict and not isinstance(item, Mapping):
-            return 0, 0
+            return (merged.null_weight if item is None else 0), 0
         single = merged.single
         if single is not None:
             c, n = self.object(self.child_map(merged, single), item, child_ps)
@@ -1266,7 +1317,17 @@ def _flat_items(value: list[Any]) -> Iterable[Any]:
 def check_estimate(
     estimate: CostEstimate, limits: Limits, measured: list[GuardError] | None = None
 ) -> None:
-    """Apply ``max_cost`` then ``max_nodes``: raise (enforce) or record (measure)."""
+    """Refuse a list slicing argument longer than ``max_page_size`` (BAD_USER_INPUT, always:
+    it asks for a page larger than any), then apply ``max_cost`` and ``max_nodes``: raise
+    (enforce) or record (measure)."""
+    longest = estimate.longest_list_argument()
+    if longest > limits.max_page_size:
+        raise GuardError(
+            "BAD_USER_INPUT",
+            f"A list argument has {longest} items, over the limit of {limits.max_page_size}.",
+            observed=longest,
+            limit=limits.max_page_size,
+        )
     apply_limit(limits, "max_cost", estimate.requested, measured)
     apply_limit(limits, "max_nodes", estimate.nodes, measured)
 
