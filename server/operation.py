@@ -410,7 +410,9 @@ class Operation:
             return
         with self.timing.measure("ratelimit"):
             try:
-                self.charged = await self.pipeline.charge(self.keys, requested, nodes)
+                self.charged = await self.pipeline.charge(
+                    self.keys, _at_least_one(requested), nodes
+                )
             except OperationRefused as refused:
                 self.rt.count_decision(refused.code, self.keys)
                 raise
@@ -452,21 +454,22 @@ class Operation:
             await self.rt.cache.store(self)
 
     def counted(self) -> int:
-        """Actual cost: the work done, never over the price, never below one point."""
+        """Actual cost: the work done, never over the price (``actualQueryCost``)."""
         if self.dry_run or self.result is None:
             return 0
         assert self.prepared is not None
         actual = self.prepared.plan.actual(self.result.data, self.params.variables or {})
-        return max(REFUSAL_PRICE, min(actual, self.estimate.requested))
+        return min(actual, self.estimate.requested)
 
     async def settle(self) -> Balance | None:
         """Refund the unused part of the debit; the balance, computed once."""
         charge = self.charged
         if charge is None or self.in_batch:
             return None
-        refund = 0 if self.dry_run else max(0, charge.requested - self.actual)
+        paid = _at_least_one(self.actual)
+        refund = 0 if self.dry_run else max(0, charge.requested - paid)
         if not self.dry_run:
-            await self.pipeline.refund(charge, self.actual)
+            await self.pipeline.refund(charge, paid)
         if charge.decision is None:
             return None
         return settled_balance(self.rt.policies, charge.decision, refund)
@@ -628,6 +631,11 @@ class Operation:
         return self.pipeline.rate_limit_info(dataclasses.replace(charge, decision=own))
 
 
+def _at_least_one(points: int) -> int:
+    """No charge is below one point: an operation always costs the server some work."""
+    return max(REFUSAL_PRICE, points)
+
+
 def _dry_run_field(operation: OperationDefinitionNode, coerced: dict[str, Any]) -> bool:
     """Whether the operation asks ``rateLimit(dryRun: true)``."""
     for selection in operation.selection_set.selections:
@@ -662,7 +670,7 @@ class Batch:
                 outcomes[index] = await operation.refuse(refused)
         admitted = [op for i, op in enumerate(self.operations) if i not in outcomes]
         refusals = len(outcomes) * REFUSAL_PRICE
-        total = sum(op.estimate.requested for op in admitted) + refusals
+        total = sum(_at_least_one(op.estimate.requested) for op in admitted) + refusals
         nodes = sum(op.estimate.nodes for op in admitted)
         principal = self.operations[0].principal
         mutation = any(op.prepared is not None and is_mutation(op.prepared) for op in admitted)
@@ -684,7 +692,7 @@ class Batch:
                 outcomes[index] = operation.answer(None)
             except OperationRefused as refused:
                 outcomes[index] = await operation.refuse(refused)
-        actual = sum(op.actual for op in admitted) + refusals
+        actual = sum(_at_least_one(op.actual) for op in admitted) + refusals
         await pipeline.refund(charge, min(actual, total))
         headers: dict[str, str] = {}
         if charge.decision is not None:

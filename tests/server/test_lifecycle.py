@@ -227,9 +227,12 @@ async def test_probing_ids_of_another_tenant_is_paid_for(database_url: str, toke
 
 
 async def test_no_operation_is_charged_below_one_point(database_url: str, tokens: Tokens) -> None:
-    async with serve(database_url) as http:
-        response = await gql(http, "{ __typename }", None, tokens.headers("CUSTOMER"))
-        assert response.json()["extensions"]["cost"]["actualQueryCost"] == 1
+    async with serve(database_url, user_capacity=1_000, user_restore_rate=0.001) as http:
+        headers = fresh(tokens)
+        for remaining in (999, 998):
+            response = await gql(http, "{ __typename }", None, headers)
+            assert response.json()["extensions"]["cost"]["requestedQueryCost"] == 0
+            assert int(response.headers["x-ratelimit-remaining"]) == remaining
 
 
 # -- finding 9: a caller sees only its own bucket; the tenant's 429 still has an exact wait -----
