@@ -43,9 +43,7 @@ def test_maxsize_must_be_positive() -> None:
 
 
 @given(
-    st.lists(
-        st.tuples(st.integers(0, 50), st.integers(0, 5_000)), min_size=1, max_size=200
-    ),
+    st.lists(st.tuples(st.integers(0, 50), st.integers(0, 5_000)), min_size=1, max_size=200),
     st.integers(1, 20),
     st.integers(1, 10_000),
 )

@@ -172,7 +172,9 @@ def test_default_registry_is_private_and_has_process_metrics() -> None:
     first, second = Metrics(), Metrics()  # no duplicate-registration error
     first.refusal("THROTTLED")
     assert (
-        second.registry.get_sample_value("tollgate_graphql_refusals_total", {"code": "THROTTLED", "mode": "enforce"})
+        second.registry.get_sample_value(
+            "tollgate_graphql_refusals_total", {"code": "THROTTLED", "mode": "enforce"}
+        )
         is None
     )
     body, _ = first.render()
