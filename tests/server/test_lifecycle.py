@@ -24,6 +24,7 @@ from auth.tokens import mint_token
 from resolvers.ids import to_global_id
 from server.app import create_app
 from tests.server.conftest import Tokens, gql, make_settings, operation
+from tests.services import REDIS_URL, require_redis
 
 STRICT = {"Accept": "application/graphql-response+json"}
 
@@ -156,10 +157,17 @@ async def test_measured_token_limit_is_logged_and_counted(
 # -- finding 6: headers, extensions and rateLimit tell one balance, after settlement ------------
 
 
+@pytest.mark.parametrize("backend", ["memory", "redis"])
 async def test_headers_extensions_and_rate_limit_field_tell_one_balance(
-    database_url: str, tokens: Tokens
+    database_url: str, tokens: Tokens, backend: str
 ) -> None:
-    async with serve(database_url, user_capacity=25_000, user_restore_rate=0.001) as http:
+    redis_url = None
+    if backend == "redis":
+        require_redis()
+        redis_url = REDIS_URL
+    async with serve(
+        database_url, redis_url=redis_url, user_capacity=25_000, user_restore_rate=0.001
+    ) as http:
         headers = fresh(tokens, Role.STAFF)
         page = await gql(http, operation("OrdersPage"), {"first": 50}, headers)
         cost = page.json()["extensions"]["cost"]
