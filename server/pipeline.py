@@ -8,6 +8,7 @@ are cached (bounded LRU) so a repeated document costs a dictionary look-up.
 from __future__ import annotations
 
 import asyncio
+import copy
 import datetime as dt
 import hashlib
 import logging
@@ -118,6 +119,22 @@ class PreparedDocument:
         return DocumentNode(definitions=(reduced,))
 
 
+@dataclass(frozen=True, slots=True)
+class CachedRefusal:
+    """A document's refusal as data (never the exception itself: see ``prepare``)."""
+
+    errors: tuple[dict[str, Any], ...]
+    status: int
+    code: str
+
+    @classmethod
+    def of(cls, refused: OperationRefused) -> CachedRefusal:
+        return cls(tuple(copy.deepcopy(refused.errors)), refused.status, refused.code)
+
+    def refused(self) -> OperationRefused:
+        return OperationRefused(copy.deepcopy(list(self.errors)), self.status, code=self.code)
+
+
 @dataclass(slots=True)
 class Charge:
     """What one operation was charged, for the refund and the response's accounting."""
@@ -181,14 +198,16 @@ class GraphQLPipeline:
         key = (digest, operation_name, may_introspect)
         cached = self.cache.get(key)
         if cached is not None:
-            if isinstance(cached, OperationRefused):
-                raise cached
+            if isinstance(cached, CachedRefusal):
+                # A fresh exception each time: re-raising one instance would chain every
+                # request's frames (and their bodies) onto its traceback, for ever.
+                raise cached.refused()
             return cached  # type: ignore[no-any-return]
         try:
             prepared = self._prepare(text, operation_name, may_introspect=may_introspect)
         except OperationRefused as refused:
             size = 64 + sum(len(str(e.get("message", ""))) for e in refused.errors)
-            self.cache.put(key, refused, size=size)
+            self.cache.put(key, CachedRefusal.of(refused), size=size)
             raise
         self.cache.put(key, prepared, size=len(text) + len(operation_name or ""))
         return prepared

@@ -299,3 +299,20 @@ async def test_a_flood_of_refusals_throttles_itself(
         assert statuses[-1] == 429, statuses
         assert response.json()["errors"][0]["extensions"]["code"] == "THROTTLED"
         assert int(response.headers["retry-after"]) >= 1
+
+
+async def test_a_cached_refusal_does_not_keep_the_requests_that_hit_it(database_url: str) -> None:
+    from server.pipeline import OperationRefused
+
+    async with serve(database_url) as http:
+        pipeline = http.app.state.pipeline  # type: ignore[attr-defined]
+        caught = []
+        for _ in range(50):
+            with pytest.raises(OperationRefused) as refusal:
+                pipeline.prepare("{ nope }", None, may_introspect=False)
+            caught.append(refusal.value)
+        assert len({id(error) for error in caught}) == 50
+        depth, tb = 0, caught[-1].__traceback__
+        while tb is not None:
+            depth, tb = depth + 1, tb.tb_next
+        assert depth < 10  # one raise's frames, not fifty requests'
