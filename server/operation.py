@@ -50,6 +50,7 @@ from server.pipeline import (
     GraphQLPipeline,
     OperationRefused,
     PreparedDocument,
+    cut,
     format_execution_errors,
     is_mutation,
 )
@@ -59,24 +60,17 @@ from server.settings import Settings
 log = logging.getLogger("tollgate.graphql")
 
 MAX_OPERATION_NAME = 1_024
-MAX_MESSAGE = 300
 REFUSAL_PRICE = 1
 # Refusals that already decided about the budget: nothing more to charge.
 _UNCHARGED = frozenset({"THROTTLED", "SERVICE_UNAVAILABLE"})
 
 
-def bounded_message(message: str, limit: int = MAX_MESSAGE) -> str:
-    """A message cut to ``limit`` characters: no error echoes unbounded input."""
-    if len(message) <= limit:
-        return message
-    return message[: limit - 1] + "…"
-
-
 def bounded_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every message cut to ``MAX_MESSAGE`` characters: no error echoes unbounded input."""
     for error in errors:
         message = error.get("message")
-        if isinstance(message, str) and len(message) > MAX_MESSAGE:
-            error["message"] = bounded_message(message)
+        if isinstance(message, str):
+            error["message"] = cut(message)
     return errors
 
 
@@ -265,8 +259,11 @@ class Operation:
         with self.rt.tracer.operation_span() as span:
             try:
                 await self.admit()
+                hit = await self.lookup()
                 await self.charge()
-                if not await self.lookup():
+                if hit:
+                    self.actual = self.counted()
+                else:
                     await self.execute()
                     await self.store()
                 outcome = self.answer(await self.settle())
@@ -386,7 +383,8 @@ class Operation:
         self.keys = self.rt.policies.keys(self.principal, is_mutation(self.prepared))
 
     async def lookup(self) -> bool:
-        """The response cache's look-up (no cache: a miss). A hit is the result."""
+        """The response cache's look-up, between price and charge (no cache: a miss). A hit
+        becomes ``self.result``; it is charged and settled like an execution."""
         cache = self.rt.cache
         if cache is None or self.dry_run:
             return False

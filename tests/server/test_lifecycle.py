@@ -120,9 +120,9 @@ async def test_huge_operation_name_is_refused_with_its_own_code(
 @hsettings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 @given(name=st.text(min_size=301, max_size=1_024, alphabet=st.characters(categories=["L", "N"])))
 def test_no_refusal_echoes_more_than_a_few_hundred_characters(name: str) -> None:
-    from server.operation import bounded_message
+    from server.pipeline import cut
 
-    message = bounded_message(f"Unknown operation named '{name}'.")
+    message = cut(f"Unknown operation named '{name}'.")
     assert len(message) <= 300 and name not in message
 
 
