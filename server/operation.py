@@ -161,6 +161,30 @@ class Runtime:
         self.policies = Policies(self.settings)
         self.db_breaker = faults.dependency_breaker("database")
 
+    async def pay_refusal(self, keys: list[tuple[str, BucketPolicy]]) -> MultiDecision | None:
+        """Debit a refusal's point from the caller's own bucket (the first key); None when
+        there is no limiter or it is unavailable (a refusal is never turned into a 503)."""
+        limiter = self.pipeline.limiter
+        if limiter is None or not keys:
+            return None
+        try:
+            return await limiter.debit_all(keys[:1], REFUSAL_PRICE)
+        except LimiterUnavailable:
+            return None
+
+    async def refusal_headers(self, principal: Principal) -> tuple[int, dict[str, str]] | None:
+        """Pay for a request refused before it became an operation (bad parameters, a bad
+        token: the address pays). Returns (429, headers) when even that point does not fit,
+        else (0, the caller's balance headers); None without a limiter."""
+        paid = await self.pay_refusal(self.policies.keys(principal, mutation=False))
+        if paid is None:
+            return None
+        headers = settled_balance(self.policies, paid, 0).headers()
+        if not paid.allowed:
+            headers["Retry-After"] = str(max(1, math.ceil(paid.retry_after)))
+            return 429, headers
+        return 0, headers
+
     def on_batch(self, loader: str, size: int) -> None:
         if self.metrics is not None:
             self.metrics.dataloader_batch(loader, size)
@@ -574,9 +598,8 @@ class Operation:
             return outcome
         if refused.code in _UNCHARGED:
             return outcome
-        try:
-            paid = await limiter.debit_all(keys[:1], REFUSAL_PRICE)
-        except LimiterUnavailable:
+        paid = await self.rt.pay_refusal(keys)
+        if paid is None:
             return outcome
         if not paid.allowed:
             return self.throttled(paid)

@@ -316,3 +316,28 @@ async def test_a_cached_refusal_does_not_keep_the_requests_that_hit_it(database_
         while tb is not None:
             depth, tb = depth + 1, tb.tb_next
         assert depth < 10  # one raise's frames, not fifty requests'
+
+
+@pytest.mark.parametrize(
+    ("content", "headers"),
+    [
+        (b"{not json", {"Content-Type": "application/json"}),
+        (b'{"query": "{ __typename }"}', {"Content-Type": "text/plain"}),
+        (
+            b'{"query": "{ __typename }"}',
+            {"Content-Type": "application/json", "Authorization": "Bearer not-a-token"},
+        ),
+    ],
+    ids=["malformed-json", "unsupported-media-type", "bad-token"],
+)
+async def test_requests_refused_before_any_operation_pay_too(
+    database_url: str, content: bytes, headers: dict[str, str]
+) -> None:
+    async with serve(database_url, anonymous_capacity=5, anonymous_restore_rate=0.001) as http:
+        statuses = []
+        for _ in range(7):
+            response = await http.post("/graphql", content=content, headers={**STRICT, **headers})
+            statuses.append(response.status_code)
+        assert statuses[0] in (400, 401, 415) and statuses[-1] == 429, statuses
+        assert response.json()["errors"][0]["extensions"]["code"] == "THROTTLED"
+        assert int(response.headers["retry-after"]) >= 1
