@@ -583,21 +583,12 @@ class Operation:
             registered=self.registered,
         )
         if self.in_batch:
-            return outcome
-        limiter = self.pipeline.limiter
-        if limiter is None:
-            return outcome
-        keys = self.keys or self.rt.policies.keys(self.principal, mutation=False)
-        if refused.decision is not None:  # throttled: the caller's own buckets, exact wait
-            decision = refused.decision
-            balance = settled_balance(self.rt.policies, decision, 0, decision.retry_after)
-            outcome.headers = {**(outcome.headers or {}), **balance.headers()}
-            outcome.headers["Retry-After"] = str(max(1, math.ceil(decision.retry_after)))
-            for error in refused.errors:
-                error.get("extensions", {})["limit"] = balance.binding.remaining
-            return outcome
+            return outcome  # the batch's single debit pays for its refused items
+        if refused.decision is not None:
+            return self._throttle_shown(refused, outcome)
         if refused.code in _UNCHARGED:
             return outcome
+        keys = self.keys or self.rt.policies.keys(self.principal, mutation=False)
         paid = await self.rt.pay_refusal(keys)
         if paid is None:
             return outcome
@@ -607,6 +598,18 @@ class Operation:
             **(outcome.headers or {}),
             **settled_balance(self.rt.policies, paid, 0).headers(),
         }
+        return outcome
+
+    def _throttle_shown(self, refused: OperationRefused, outcome: Outcome) -> Outcome:
+        """A throttle shows the caller's own buckets, with the exact wait of the bucket that
+        refused (the tenant's too, without its figures)."""
+        decision = refused.decision
+        assert decision is not None
+        balance = settled_balance(self.rt.policies, decision, 0, decision.retry_after)
+        outcome.headers = {**(outcome.headers or {}), **balance.headers()}
+        outcome.headers["Retry-After"] = str(max(1, math.ceil(decision.retry_after)))
+        for error in refused.errors:
+            error.get("extensions", {})["limit"] = balance.binding.remaining
         return outcome
 
     def throttled(self, decision: MultiDecision) -> Outcome:
