@@ -138,20 +138,37 @@ async def test_unknown_operation_name_message_is_cut(database_url: str) -> None:
 # -- finding 4: measure mode logs and counts bytes and tokens, code and mode as labels ----------
 
 
-async def test_measured_token_limit_is_logged_and_counted(
-    database_url: str, tokens: Tokens, capfd: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("limits", "text", "code"),
+    [
+        (
+            {"max_tokens_mode": "measure"},
+            "# comment\n" * 4_100 + "{ viewer { id } }",
+            "TOKEN_LIMIT_EXCEEDED",
+        ),
+        (
+            {"max_bytes": "1000", "max_bytes_mode": "measure"},
+            "#" + "x" * 2_000 + "\n{ viewer { id } }",
+            "DOCUMENT_TOO_LARGE",
+        ),
+    ],
+    ids=["tokens", "bytes"],
+)
+async def test_measured_bytes_and_tokens_are_logged_and_counted(
+    database_url: str,
+    tokens: Tokens,
+    capfd: pytest.CaptureFixture[str],
+    limits: dict[str, str],
+    text: str,
+    code: str,
 ) -> None:
-    async with serve(database_url, limits={"max_tokens_mode": "measure"}) as http:
-        text = "# comment\n" * 4_100 + "{ viewer { id } }"
+    async with serve(database_url, limits=limits) as http:
         response = await gql(http, text, headers=tokens.headers("CUSTOMER"))
         assert response.status_code == 200 and response.json()["data"]["viewer"]["id"]
         out, err = capfd.readouterr()
-        assert "limit measured (not enforced): TOKEN_LIMIT_EXCEEDED" in out + err
+        assert f"limit measured (not enforced): {code}" in out + err
         metrics = (await http.get("/metrics")).text
-        assert (
-            'tollgate_graphql_refusals_total{code="TOKEN_LIMIT_EXCEEDED",mode="measure"} 1.0'
-            in metrics
-        )
+        assert f'tollgate_graphql_refusals_total{{code="{code}",mode="measure"}} 1.0' in metrics
 
 
 # -- finding 6: headers, extensions and rateLimit tell one balance, after settlement ------------
