@@ -147,7 +147,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             )
         return None
 
-    endpoint.context_extra[WEBHOOK_EGRESS_KEY] = webhook_egress(settings)
+    endpoint.runtime.context_extra[WEBHOOK_EGRESS_KEY] = webhook_egress(settings)
     worker = webhook_worker(settings, engine, metrics) if settings.webhooks else None
 
     async def metrics_endpoint(request: Request) -> Response:
