@@ -9,6 +9,7 @@ from strawberry.types import Info
 
 from resolvers import mutations, queries
 from resolvers.errors import BadUserInput, Unauthenticated, UserFailure
+from schema.caching import PRIVATE, CacheControl
 from schema.directives import PAGE, ListSize
 from schema.enums import (
     OrderSortField,
@@ -79,7 +80,10 @@ class Query:
         ctx = info.context
         return [_node(await queries.node(ctx, global_id)) for global_id in ids]
 
-    @strawberry.field(description="The authenticated caller.")
+    @strawberry.field(
+        description="The authenticated caller.",
+        directives=[CacheControl(max_age=30, scope=PRIVATE)],
+    )
     async def viewer(self, info: Info) -> User:
         ctx = info.context
         row = await ctx.loaders.user.load(ctx.require_user())
@@ -87,7 +91,9 @@ class Query:
             raise Unauthenticated("The token's user no longer exists.")
         return User.from_row(row)
 
-    @strawberry.field(description="STAFF and ADMIN only.", directives=[PAGE])
+    @strawberry.field(
+        description="STAFF and ADMIN only.", directives=[PAGE, CacheControl(max_age=60)]
+    )
     async def users(
         self,
         info: Info,
@@ -101,7 +107,9 @@ class Query:
         page = await queries.users_page(ctx, args)
         return UserConnection.build(page, "created_at", lambda: queries.users_count(ctx, args))  # type: ignore[attr-defined,no-any-return]
 
-    @strawberry.field(description="The tenant's product catalog.", directives=[PAGE])
+    @strawberry.field(
+        description="The tenant's product catalog.", directives=[PAGE, CacheControl(max_age=60)]
+    )
     async def products(
         self,
         info: Info,
@@ -120,14 +128,14 @@ class Query:
         page = await queries.products_page(ctx, args, term)
         return ProductConnection.build(page, sort, lambda: queries.products_count(ctx, args, term))  # type: ignore[attr-defined,no-any-return]
 
-    @strawberry.field(description="One product by id.")
+    @strawberry.field(description="One product by id.", directives=[CacheControl(max_age=60)])
     async def product(self, info: Info, id: strawberry.ID) -> Product | None:
         row = await queries.entity(info.context, id, "Product")
         return None if row is None else Product.from_row(row)
 
     @strawberry.field(
         description="CUSTOMER sees their own orders; STAFF and ADMIN see every order of their tenant.",
-        directives=[PAGE],
+        directives=[PAGE, CacheControl(max_age=30, scope=PRIVATE)],
     )
     async def orders(
         self,
@@ -152,7 +160,10 @@ class Query:
         page = await queries.orders_page(ctx, args)
         return OrderConnection.build(page, sort, lambda: queries.orders_count(ctx, args))  # type: ignore[attr-defined,no-any-return]
 
-    @strawberry.field(description="One order by id; another customer's order reads as missing.")
+    @strawberry.field(
+        description="One order by id; another customer's order reads as missing.",
+        directives=[CacheControl(max_age=30, scope=PRIVATE)],
+    )
     async def order(self, info: Info, id: strawberry.ID) -> Order | None:
         row = await queries.entity(info.context, id, "Order")
         return None if row is None else Order.from_row(row)
