@@ -174,6 +174,30 @@ class CacheControl:
             self._type_hints[named.name] = _hint(named)
         return self._type_hints[named.name]
 
+    def _return_hint(self, named: GraphQLNamedType) -> CacheHint | None:
+        """A type's hint; for an interface or union, folded with every possible type's.
+
+        Fields under ``... on Order`` are Order's, but the field returning the interface is
+        what Apollo consults: folding makes ``node(id:)`` PRIVATE when any type it may return
+        is, and no longer-lived than the shortest-lived of them.
+        """
+        own = self.type_hint(named)
+        if isinstance(named, GraphQLObjectType):
+            return own
+        key = "abstract:" + named.name
+        if key in self._type_hints:
+            return self._type_hints[key]
+        hints = [own, *(self.type_hint(t) for t in self._possible(named))]
+        private = any(h is not None and h.scope == "PRIVATE" for h in hints)
+        ages = [h.max_age for h in hints[1:] if h is not None and h.max_age is not None]
+        complete = len(ages) == len(hints) - 1
+        max_age = min(ages) if ages and complete else None
+        if own is not None and own.max_age is not None:
+            max_age = own.max_age if max_age is None else min(max_age, own.max_age)
+        folded = CacheHint(max_age, "PRIVATE" if private else None, False)
+        self._type_hints[key] = folded
+        return folded
+
     def field_hint(self, parent: str, name: str, definition: GraphQLField) -> CacheHint | None:
         key = (parent, name)
         if key not in self._field_hints:
@@ -278,7 +302,7 @@ class CacheControl:
             composite = isinstance(
                 named, GraphQLObjectType | GraphQLInterfaceType | GraphQLUnionType
             )
-            type_hint = self.type_hint(named) if composite else None
+            type_hint = self._return_hint(named) if composite else None
             for hint in (field_hint, type_hint):
                 if hint is not None and hint.scope == "PRIVATE":
                     walk.private = True

@@ -328,6 +328,8 @@ class SingleFlight:
 
 
 class _Lead:
+    """The leader's side of a flight: ``open`` it, ``publish`` the result, ``release`` it."""
+
     __slots__ = ("_flights", "_future", "_key")
 
     def __init__(self, flights: dict[Hashable, asyncio.Future[Any]], key: Hashable) -> None:
@@ -335,15 +337,22 @@ class _Lead:
         self._key = key
         self._future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
 
+    def open(self) -> None:
+        self._flights.setdefault(self._key, self._future)
+
     def publish(self, value: Any) -> None:
         if not self._future.done():
             self._future.set_result(value)
 
-    async def __aenter__(self) -> Callable[[Any], None]:
-        self._flights.setdefault(self._key, self._future)
-        return self.publish
-
-    async def __aexit__(self, *exc: object) -> None:
+    def release(self) -> None:
+        """End the flight; followers still waiting get ``None`` unless a result was published."""
         self.publish(None)
         if self._flights.get(self._key) is self._future:
             del self._flights[self._key]
+
+    async def __aenter__(self) -> Callable[[Any], None]:
+        self.open()
+        return self.publish
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release()

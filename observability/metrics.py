@@ -30,6 +30,9 @@ OPERATION_TYPES = frozenset({"query", "mutation", "subscription"})
 HTTP_METHODS = frozenset({"GET", "POST", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE"})
 RATELIMIT_DECISIONS = frozenset({"allowed", "throttled", "error"})
 DEPENDENCIES = frozenset({"database", "redis"})
+RESPONSE_CACHE_EVENTS = frozenset(
+    {"hit", "miss", "bypass", "store", "eviction", "invalidation", "dropped", "error"}
+)
 _GRAPHQL_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]{0,99}")
 _CODE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 _LABEL_TEXT = re.compile(r"[A-Za-z0-9_.:@/ +-]{1,100}")
@@ -210,6 +213,14 @@ class Metrics:
             namespace=ns,
             registry=registry,
         )
+        self.response_cache_events_total = Counter(
+            "response_cache_events_total",
+            "Response cache events: hit, miss, bypass, store, eviction, invalidation "
+            "(one per mutation that invalidated), dropped (responses it dropped), error.",
+            ["event"],
+            namespace=ns,
+            registry=registry,
+        )
         self._route = _BoundedLabel(re.compile(r"/[A-Za-z0-9_./{}-]{0,99}"), 50)
         self._code = _BoundedLabel(_CODE)
         self._policy = _BoundedLabel(_CODE, 50)
@@ -292,6 +303,13 @@ class Metrics:
         self.deprecated_field_usage_total.labels(
             self._field(field), self._client(client_name) if client_name else "unknown"
         ).inc()
+
+    def response_cache(self, event: str, count: int = 1) -> None:
+        """Count response-cache events (see ``RESPONSE_CACHE_EVENTS``)."""
+        if event not in RESPONSE_CACHE_EVENTS:
+            raise ValueError(f"unknown response-cache event {event!r}")
+        if count > 0:
+            self.response_cache_events_total.labels(event).inc(count)
 
     def render(self, accept: str | None = None) -> tuple[bytes, str]:
         """Return the exposition (body, content type); sums all workers in multiprocess mode.

@@ -220,6 +220,8 @@ async def create_order(
             update(IDEMPOTENCY).where(IDEMPOTENCY.c.id == record_id).values(order_id=order_id)
         )
         order = (await conn.execute(select(ORDERS).where(ORDERS.c.id == order_id))).one()
+        ctx.touched("Product", *quantities)  # stock
+        ctx.touched("Order", order_id, lists=True)
         return Outcome(row=order)
 
     try:
@@ -345,6 +347,7 @@ async def _transition(
             raise UserFailure(
                 UserErrorCode.VERSION_CONFLICT, "The order changed meanwhile.", ["expectedVersion"]
             )
+        ctx.touched("Order", order_id, lists=True)  # status filters move it between lists
         if restore_stock:
             items = (
                 await conn.execute(
@@ -359,6 +362,7 @@ async def _transition(
                     .where(PRODUCTS.c.id == item.product_id)
                     .values(stock=PRODUCTS.c.stock + item.quantity, version=PRODUCTS.c.version + 1)
                 )
+            ctx.touched("Product", *(item.product_id for item in items))
         return Outcome(row=changed)
 
     return await _run(ctx, work)
@@ -464,6 +468,8 @@ async def add_review(
                 created_at=_now(),
             )
         )
+        ctx.touched("Product", product_id)  # averageRating
+        ctx.touched("Review", review_id, lists=True)
         return Outcome(
             row=(await conn.execute(select(REVIEWS).where(REVIEWS.c.id == review_id))).one()
         )
@@ -520,6 +526,7 @@ async def create_product(ctx: RequestContext, values: dict[str, Any]) -> Outcome
             )
         )
         row = (await conn.execute(select(PRODUCTS).where(PRODUCTS.c.id == product_id))).one()
+        ctx.touched("Product", product_id, lists=True)
         return Outcome(row=row)
 
     return await _run(ctx, work)
@@ -567,6 +574,8 @@ async def update_product(
                 "The product changed meanwhile.",
                 ["expectedVersion"],
             )
+        # A new name or price can move it within, into or out of sorted and searched lists.
+        ctx.touched("Product", product_id, lists=bool({"name", "price"} & values.keys()))
         return Outcome(row=changed)
 
     return await _run(ctx, work)

@@ -40,6 +40,7 @@ from server.protocol import (
     params_from_body,
     params_from_get,
 )
+from server.response_cache import BYPASS, HIT, CacheState, ResponseCache
 from server.settings import Settings
 
 log = logging.getLogger("tollgate.http")
@@ -59,6 +60,7 @@ class Outcome:
     actual: int | None = None
     document_id: str | None = None
     registered: bool = False
+    cache: CacheState | None = None
 
 
 @dataclass(slots=True)
@@ -106,22 +108,36 @@ def _cacheable(request: Request, outcome: Outcome, principal: Principal, media: 
     ``private`` and vary on Authorization, so a shared cache never serves one caller's data to
     another; only registered documents run by anonymous callers are ``public``.
     """
-    digest = hashlib.sha256(orjson.dumps(outcome.body.get("data"), option=orjson.OPT_SORT_KEYS))
+    data = outcome.body.get("data")
+    # In the document's order: the same bytes whether served from the response cache or not.
+    digest = hashlib.sha256(orjson.dumps(data))
     etag = f'"{digest.hexdigest()[:40]}"'
-    shared = (
-        principal.anonymous
-        and outcome.registered
-        and "rateLimit" not in (outcome.body.get("data") or {})
-    )
+    cache = outcome.cache
+    policy = cache.policy if cache is not None else None
+    extra: dict[str, str] = {}
+    if outcome.registered and policy is not None and policy.cacheable:
+        # A persisted document's answer may be reused for its policy's maxAge: by shared
+        # caches only when anonymous and PUBLIC, else by the caller's own cache.
+        public = principal.anonymous and policy.scope == "PUBLIC"
+        control = f"{'public' if public else 'private'}, max-age={policy.max_age}"
+        if cache is not None and cache.status == HIT:
+            extra["Age"] = str(cache.age)
+    elif principal.anonymous and outcome.registered and policy is not None:
+        control = "private, no-cache"  # the policy says: not to be reused (e.g. rateLimit)
+    elif principal.anonymous and outcome.registered and "rateLimit" not in (data or {}):
+        control = "public, max-age=60"
+    else:
+        control = "private, no-cache"
     headers = {
         **(outcome.headers or {}),
+        **extra,
         "ETag": etag,
-        "Cache-Control": "public, max-age=60" if shared else "private, no-cache",
+        "Cache-Control": control,
         "Vary": "Accept, Authorization",
     }
     wanted = {tag.strip() for tag in request.headers.get("if-none-match", "").split(",")}
     if etag in wanted or "*" in wanted:
-        keep = ("ETag", "Cache-Control", "Vary", "Server-Timing")
+        keep = ("ETag", "Cache-Control", "Vary", "Server-Timing", "Age")
         return Response(status_code=304, headers={k: v for k, v in headers.items() if k in keep})
     return json_response(outcome.body, outcome.status, media, headers)
 
@@ -180,8 +196,10 @@ class GraphQLEndpoint:
         metrics: Metrics | None = None,
         tracer: OperationTracer | None = None,
         registry: Registry | None = None,
+        response_cache: ResponseCache | None = None,
     ) -> None:
         self.registry = registry
+        self.cache = response_cache
         self.metrics = metrics
         self.tracer = tracer or OperationTracer(None)
         self.settings = settings
@@ -312,10 +330,11 @@ class GraphQLEndpoint:
         started = time.perf_counter()
         statements = dbstats.start()
         timing = ServerTiming()
+        cache = CacheState()
         with self.tracer.operation_span() as span:
             try:
                 outcome = await self._run(
-                    request, params, principal, media, request_id, timing, batch
+                    request, params, principal, media, request_id, timing, batch, cache
                 )
             except OperationRefused as refused:
                 status = refused.status
@@ -341,6 +360,9 @@ class GraphQLEndpoint:
                 if not faults.is_database_unavailable(exc):
                     raise
                 outcome = self._database_unavailable()
+            finally:
+                cache.release()  # a single flight this operation led ends with it
+            outcome.cache = cache
             unavailable = faults.unavailable_status(
                 outcome.body.get("data"), outcome.body.get("errors")
             )
@@ -358,7 +380,9 @@ class GraphQLEndpoint:
         timing.add("total", latency_ms)
         outcome.headers = {**(outcome.headers or {}), "Server-Timing": timing.header()}
         if self.settings.access_log:
-            self._log(request, principal, params, outcome, request_id, latency_ms, statements[0])
+            self._log(
+                request, principal, params, outcome, request_id, latency_ms, statements[0], cache
+            )
         if self.metrics is not None:
             self.metrics.operation(
                 outcome.operation_name,
@@ -407,7 +431,9 @@ class GraphQLEndpoint:
         request_id: str,
         timing: ServerTiming,
         batch: BatchCharge | None = None,
+        cache: CacheState | None = None,
     ) -> Outcome:
+        cache = cache if cache is not None else CacheState()
         with timing.measure("pq"):
             text, document_id, registered = await self._document(request, params, principal)
         may_introspect = policy.can_introspect(principal, production=self.settings.production)
@@ -447,6 +473,24 @@ class GraphQLEndpoint:
             prepared, coerced, request.headers.get("x-cost-dry-run") == "1"
         )
         keys = self.policies.keys(principal, mutation)
+        # -- response cache (issue #14): looked up after pricing and the per-operation limits,
+        # before the charge; a hit is charged the flat hit price instead of the static cost.
+        if self.cache is not None:
+            with timing.measure("cache"):
+                self.cache.begin(
+                    cache,
+                    text,
+                    prepared,
+                    params.variables,
+                    principal,
+                    bypass=dry_run or batch is not None,
+                )
+                hit = await self.cache.lookup(cache)
+            if hit is not None:
+                return await self._cache_hit(
+                    hit, cache, prepared, estimate, keys, timing, document_id, registered
+                )
+        # -- end response cache -------------------------------------------------------------
         if dry_run:
             charge = Charge(requested=estimate.requested, nodes=estimate.nodes, keys=keys)
             if self.pipeline.limiter is not None:
@@ -525,6 +569,14 @@ class GraphQLEndpoint:
                 for item in estimate.breakdown()
             ]
         body["extensions"] = {"cost": cost}
+        # -- response cache (issue #14): store a miss; a mutation's writes are invalidated
+        # before its response is sent (on every worker, through Redis).
+        if self.cache is not None:
+            with timing.measure("cache"):
+                await self.cache.store_result(cache, result.data, bool(result.errors))
+                await self.cache.invalidate(principal, context.cache_tags)
+            body["extensions"]["cache"] = cache.extension()
+        # -- end response cache -------------------------------------------------------------
         return Outcome(
             body,
             200,
@@ -538,6 +590,54 @@ class GraphQLEndpoint:
             registered,
         )
 
+    async def _cache_hit(
+        self,
+        hit: bytes,
+        cache: CacheState,
+        prepared: PreparedDocument,
+        estimate: Any,
+        keys: list[tuple[str, BucketPolicy]],
+        timing: ServerTiming,
+        document_id: str | None,
+        registered: bool,
+    ) -> Outcome:
+        """A response served from the cache, charged the hit price (issue #14)."""
+        assert self.cache is not None
+        price = self.cache.hit_price
+        with timing.measure("ratelimit"):
+            try:
+                charge = await self.pipeline.charge(keys, price, estimate.nodes)
+            except OperationRefused as refused:
+                self._count_decision(refused.code, keys)
+                raise
+        self._count_decision("error" if charge.limiter_error else "allowed", keys)
+        cost: dict[str, Any] = {"requestedQueryCost": estimate.requested, "actualQueryCost": price}
+        headers: dict[str, str] = {}
+        if charge.decision is not None:
+            binding = charge.decision.binding
+            cost["throttleStatus"] = {
+                "maximumAvailable": binding.limit,
+                "currentlyAvailable": binding.remaining,
+                "restoreRate": binding.policy.restore_rate,
+            }
+            headers.update(rate_limit_headers(binding))
+        body = {
+            "data": orjson.Fragment(hit),  # served as stored, never parsed
+            "extensions": {"cost": cost, "cache": cache.extension()},
+        }
+        return Outcome(
+            body,
+            200,
+            headers,
+            "OK",
+            prepared.operation_name,
+            prepared.operation_type,
+            estimate.requested,
+            price,
+            document_id,
+            registered,
+        )
+
     def _log(
         self,
         request: Request,
@@ -547,6 +647,7 @@ class GraphQLEndpoint:
         request_id: str,
         latency_ms: float,
         statements: int,
+        cache: CacheState | None = None,
     ) -> None:
         """One structured line per operation (secrets and variables never logged)."""
         headers = request.headers
@@ -566,6 +667,7 @@ class GraphQLEndpoint:
             http_status=outcome.status,
             latency_ms=round(latency_ms, 3),
             sql_statements=statements,
+            cache=cache.status if cache is not None else BYPASS,
         )
 
     def _database_unavailable(self) -> Outcome:

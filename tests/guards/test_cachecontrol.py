@@ -146,3 +146,26 @@ def test_the_policy_is_the_minimum_over_root_fields(
     found = policy(control, "{ " + aliased + " }")
     assert found.max_age == min(ages[f] for f in fields)
     assert (found.scope == "PRIVATE") == ("me { id }" in fields)
+
+
+def test_an_interface_takes_its_possible_types_hints() -> None:
+    control = CacheControl.from_sdl(
+        """
+        type Query { node(id: ID!): Node @cacheControl(maxAge: 60) }
+        interface Node { id: ID! }
+        type Open implements Node @cacheControl(maxAge: 30) { id: ID!, a: Int }
+        type Mine implements Node @cacheControl(maxAge: 20, scope: PRIVATE) { id: ID!, b: Int }
+        """
+    )
+    found = policy(control, '{ node(id: "x") { ... on Open { a } } }')
+    # The field's own 60 stands, but Mine may be returned: PRIVATE wins.
+    assert found == CachePolicy(60, "PRIVATE")
+    bare = CacheControl.from_sdl(
+        """
+        type Query { node(id: ID!): Node }
+        interface Node { id: ID! }
+        type Open implements Node @cacheControl(maxAge: 30) { id: ID! }
+        type Mine implements Node @cacheControl(maxAge: 20, scope: PRIVATE) { id: ID! }
+        """
+    )
+    assert policy(bare, '{ node(id: "x") { id } }') == CachePolicy(20, "PRIVATE")

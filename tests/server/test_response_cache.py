@@ -1,0 +1,424 @@
+"""The response cache over HTTP (issue #14): hits priced at what they cost, no leaks, exact
+invalidation. SQLite runs the in-process cache; PostgreSQL runs the Redis one."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from resolvers.ids import to_global_id
+from server.app import create_app
+from tests.guards.test_ratelimit import drop_keys, redis_client_or_skip
+from tests.server.conftest import Tokens, gql, make_settings, operation
+
+STRICT = {"Accept": "application/graphql-response+json"}
+CATALOG = operation("ProductCatalog")
+
+
+class Cached:
+    """An app with the response cache on (memory for SQLite, Redis for PostgreSQL)."""
+
+    def __init__(self, http: httpx.AsyncClient, app: Any, backend: str) -> None:
+        self.http, self.app, self.backend = http, app, backend
+
+    async def post(self, query: str, headers: dict[str, str], **body: Any) -> dict[str, Any]:
+        response = await gql(self.http, query, headers=headers, **body)
+        assert response.status_code == 200, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+
+async def _client(app: Any) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+
+
+@pytest.fixture
+async def cached(database_url: str) -> AsyncIterator[Cached]:
+    backend = "sqlite" if database_url.startswith("sqlite") else "postgres"
+    overrides: dict[str, Any] = {"user_restore_rate": 0.0001}
+    client = None
+    if backend == "postgres":
+        from tests.services import REDIS_URL
+
+        client = await redis_client_or_skip()
+        overrides.update(
+            redis_url=REDIS_URL,
+            response_cache_prefix=f"tg:rc:test:{uuid.uuid4().hex}:",
+            redis_timeout_ms=500,
+        )
+    app = create_app(make_settings(database_url, **overrides))
+    try:
+        async with app.router.lifespan_context(app):
+            http = await _client(app)
+            async with http:
+                yield Cached(http, app, backend)
+    finally:
+        if client is not None:
+            await drop_keys(client, overrides["response_cache_prefix"])
+            await client.aclose()
+
+
+@pytest.fixture(scope="module")
+async def uncached(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(make_settings(database_url, response_cache=False))
+    async with app.router.lifespan_context(app):
+        http = await _client(app)
+        async with http:
+            yield http
+
+
+def status(body: dict[str, Any]) -> str:
+    return body["extensions"]["cache"]["status"]  # type: ignore[no-any-return]
+
+
+async def test_a_repeated_catalog_is_a_hit_charged_the_hit_price(
+    cached: Cached, tokens: Tokens
+) -> None:
+    """The issue's done-when: a new user repeats ProductCatalog and sees HIT, a smaller cost."""
+    headers = tokens.headers("CUSTOMER", "globex")
+    first = await gql(cached.http, CATALOG, {"first": 5}, headers=headers)
+    second = await gql(cached.http, CATALOG, {"first": 5}, headers=headers)
+    one, two = first.json(), second.json()
+    assert one["extensions"]["cache"] == {"status": "MISS", "maxAge": 60, "scope": "PUBLIC"}
+    assert two["extensions"]["cache"] == {"status": "HIT", "maxAge": 60, "scope": "PUBLIC"}
+    assert two["data"] == one["data"]
+    assert one["extensions"]["cost"]["actualQueryCost"] > 1
+    assert two["extensions"]["cost"]["actualQueryCost"] == 1
+    assert (
+        two["extensions"]["cost"]["requestedQueryCost"]
+        == one["extensions"]["cost"]["requestedQueryCost"]
+    )
+    # The budget paid 1 point for the hit (the restore rate is negligible here).
+    spent = int(first.headers["x-ratelimit-remaining"]) - int(
+        second.headers["x-ratelimit-remaining"]
+    )
+    assert spent == 1
+    assert two["extensions"]["cost"]["throttleStatus"]["currentlyAvailable"] == int(
+        second.headers["x-ratelimit-remaining"]
+    )
+    assert re.search(r"(^|, )cache;dur=", second.headers["server-timing"])
+
+
+async def test_the_hit_price_is_configurable(database_url: str, tokens: Tokens) -> None:
+    if not database_url.startswith("sqlite"):
+        pytest.skip("the price does not depend on the store (the SQLite run checks it)")
+    app = create_app(make_settings(database_url, response_cache_hit_price=3))
+    async with app.router.lifespan_context(app), await _client(app) as http:
+        headers = tokens.headers("STAFF", "globex")
+        for _ in range(2):
+            body = (await gql(http, CATALOG, {"first": 2}, headers=headers)).json()
+        assert status(body) == "HIT" and body["extensions"]["cost"]["actualQueryCost"] == 3
+
+
+async def test_over_a_per_operation_limit_is_refused_cached_or_not(
+    database_url: str, tokens: Tokens
+) -> None:
+    if not database_url.startswith("sqlite"):
+        pytest.skip("the order of checks does not depend on the store")
+    headers = tokens.headers("STAFF", "acme")
+    wide = make_settings(database_url)
+    app = create_app(wide)
+    async with app.router.lifespan_context(app), await _client(app) as http:
+        for _ in range(2):
+            ok = (await gql(http, CATALOG, {"first": 50}, headers=headers)).json()
+        assert status(ok) == "HIT"
+        requested = ok["extensions"]["cost"]["requestedQueryCost"]
+        # The same cache, a lower limit: a fresh app over the same store is not possible, so
+        # check the order instead: the limit is enforced before the lookup.
+    strict = create_app(make_settings(database_url, limits={"max_cost": str(requested - 1)}))
+    async with strict.router.lifespan_context(strict), await _client(strict) as http:
+        await gql(http, CATALOG, {"first": 1}, headers=headers)  # cacheable, under the limit
+        for _ in range(2):
+            refused = await gql(http, CATALOG, {"first": 50}, headers=headers)
+            assert refused.status_code == 400
+            assert refused.json()["errors"][0]["extensions"]["code"] == "COST_LIMIT_EXCEEDED"
+
+
+async def test_two_tenants_never_share(cached: Cached, tokens: Tokens) -> None:
+    acme = await cached.post(CATALOG, tokens.headers("CUSTOMER", "acme"), variables={"first": 4})
+    globex = await cached.post(
+        CATALOG, tokens.headers("CUSTOMER", "globex"), variables={"first": 4}
+    )
+    assert status(globex) == "MISS" and globex["data"] != acme["data"]
+
+
+async def test_two_customers_share_the_catalog_but_not_their_orders(
+    cached: Cached, tokens: Tokens
+) -> None:
+    one, two = tokens.headers("CUSTOMER", "acme"), tokens.headers("CUSTOMER2", "acme")
+    first = await cached.post(CATALOG, one, variables={"first": 3})
+    shared = await cached.post(CATALOG, two, variables={"first": 3})
+    assert status(first) == "MISS" and status(shared) == "HIT"  # PUBLIC: same view, same tenant
+    for name in ("ViewerProfile", "OrdersPage"):
+        mine = await cached.post(operation(name), one)
+        again = await cached.post(operation(name), one)
+        theirs = await cached.post(operation(name), two)
+        assert mine["extensions"]["cache"]["scope"] == "PRIVATE"
+        assert status(again) == "HIT" and status(theirs) == "MISS"
+        assert theirs["data"] != mine["data"]
+
+
+# What each caller may see differs on these (staff against customer on permissioned fields,
+# a user's own email against another's, scopes): a cached answer must never cross over.
+PROBES = [
+    CATALOG,
+    operation("ViewerProfile"),
+    operation("OrdersPage"),
+    "{ products(first: 3) { nodes { id name unitCost { amount } } } }",
+    "{ orders(first: 3) { nodes { number internalNote customer { name email } } } }",
+    "query($id: ID!) { node(id: $id) { ... on User { name email } } }",
+    "query($id: ID!) { user: node(id: $id) { id ... on User { reviews(first: 2) { totalCount } } } }",
+]
+CALLERS = [
+    ("CUSTOMER", "acme", None),
+    ("CUSTOMER2", "acme", None),
+    ("STAFF", "acme", None),
+    ("STAFF", "acme", ["read:orders", "read:products"]),  # no orders:internal
+    ("ADMIN", "acme", None),
+    ("CUSTOMER", "globex", None),
+]
+
+
+@pytest.fixture
+async def answers(
+    uncached: httpx.AsyncClient, tokens: Tokens
+) -> dict[tuple[int, int], dict[str, Any]]:
+    """What every caller sees without a cache, per probe (ids: acme's demo customer)."""
+    found: dict[tuple[int, int], dict[str, Any]] = {}
+    for c, (role, tenant, scopes) in enumerate(CALLERS):
+        headers = tokens.headers(role, tenant, scopes=scopes)
+        for p, probe in enumerate(PROBES):
+            response = await gql(uncached, probe, _variables(tokens), headers=headers)
+            found[(c, p)] = _visible(response.json())
+    return found
+
+
+def _variables(tokens: Tokens) -> dict[str, Any]:
+    return {"id": to_global_id("User", tokens.users[("acme", "CUSTOMER")].id)}
+
+
+def _visible(body: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "data": body.get("data"),
+        "errors": sorted(
+            (e["extensions"]["code"], tuple(e.get("path") or ())) for e in body.get("errors", [])
+        ),
+    }
+
+
+@settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, len(CALLERS) - 1), st.integers(0, len(PROBES) - 1)),
+        min_size=6,
+        max_size=20,
+    )
+)
+async def test_no_caller_is_served_what_another_would_see(
+    cached: Cached,
+    tokens: Tokens,
+    answers: dict[tuple[int, int], dict[str, Any]],
+    calls: list[tuple[int, int]],
+) -> None:
+    for c, p in calls:
+        role, tenant, scopes = CALLERS[c]
+        headers = tokens.headers(role, tenant, scopes=scopes)
+        response = await gql(cached.http, PROBES[p], _variables(tokens), headers=headers)
+        assert _visible(response.json()) == answers[(c, p)], (CALLERS[c], PROBES[p])
+
+
+UPDATE = """
+mutation($input: UpdateProductInput!) {
+  updateProduct(input: $input) { product { id version price { amount } stock } userErrors { code } }
+}
+"""
+CREATE = """
+mutation($input: CreateProductInput!) {
+  createProduct(input: $input) { product { id version } userErrors { code } }
+}
+"""
+PRODUCT = "query($id: ID!) { product(id: $id) { name stock price { amount } } }"
+SEARCH = (
+    "query($s: String) { products(first: 5, search: $s) { totalCount nodes { id name stock } } }"
+)
+
+
+async def _new_product(cached: Cached, tokens: Tokens, tag: str) -> tuple[str, int]:
+    admin = tokens.headers("ADMIN", "acme")
+    created = await cached.post(
+        CREATE,
+        admin,
+        variables={
+            "input": {
+                "sku": f"rc-{tag}",
+                "name": f"Cachetest {tag}",
+                "price": "10.00",
+                "currency": "USD",
+                "stock": 5,
+            }
+        },
+    )
+    product = created["data"]["createProduct"]["product"]
+    return product["id"], product["version"]
+
+
+async def test_an_admin_s_update_is_visible_to_the_very_next_read(
+    cached: Cached, tokens: Tokens
+) -> None:
+    tag = uuid.uuid4().hex[:10]
+    admin, customer = tokens.headers("ADMIN", "acme"), tokens.headers("CUSTOMER", "acme")
+    search = {"s": f"Cachetest {tag}"}
+    empty = await cached.post(SEARCH, customer, variables=search)
+    assert empty["data"]["products"]["totalCount"] == 0
+    pid, version = await _new_product(cached, tokens, tag)
+    # createProduct invalidated the product lists: the new product is found at once.
+    listed = await cached.post(SEARCH, customer, variables=search)
+    assert status(listed) == "MISS" and listed["data"]["products"]["nodes"][0]["id"] == pid
+    for _ in range(2):
+        read = await cached.post(PRODUCT, customer, variables={"id": pid})
+    assert status(read) == "HIT" and read["data"]["product"]["stock"] == 5
+    for stock in (7, 2, 9):
+        updated = await cached.post(
+            UPDATE,
+            admin,
+            variables={"input": {"id": pid, "expectedVersion": version, "stock": stock}},
+        )
+        assert status(updated) == "BYPASS"  # mutations are never stored
+        version = updated["data"]["updateProduct"]["product"]["version"]
+        after = await cached.post(PRODUCT, customer, variables={"id": pid})
+        assert after["data"]["product"]["stock"] == stock, after
+        in_list = await cached.post(SEARCH, customer, variables=search)
+        assert in_list["data"]["products"]["nodes"][0]["stock"] == stock
+    renamed = await cached.post(
+        UPDATE,
+        admin,
+        variables={"input": {"id": pid, "expectedVersion": version, "name": f"Gone {tag}"}},
+    )
+    assert renamed["data"]["updateProduct"]["userErrors"] == []
+    gone = await cached.post(SEARCH, customer, variables=search)
+    assert gone["data"]["products"]["totalCount"] == 0  # a rename leaves the searched list
+
+
+async def test_an_order_invalidates_the_stock_it_took(cached: Cached, tokens: Tokens) -> None:
+    tag = uuid.uuid4().hex[:10]
+    pid, _ = await _new_product(cached, tokens, tag)
+    customer = tokens.headers("CUSTOMER", "acme")
+    for _ in range(2):
+        before = await cached.post(PRODUCT, customer, variables={"id": pid})
+    assert status(before) == "HIT" and before["data"]["product"]["stock"] == 5
+    ordered = await cached.post(
+        "mutation($input: CreateOrderInput!) { createOrder(input: $input) { order { id } "
+        "userErrors { code } } }",
+        customer,
+        variables={
+            "input": {
+                "idempotencyKey": f"rc-{tag}",
+                "currency": "USD",
+                "items": [{"productId": pid, "quantity": 2}],
+            }
+        },
+    )
+    assert ordered["data"]["createOrder"]["userErrors"] == [], ordered
+    after = await cached.post(PRODUCT, customer, variables={"id": pid})
+    assert status(after) == "MISS" and after["data"]["product"]["stock"] == 3
+
+
+async def test_errors_dry_runs_and_rate_limits_are_never_stored(
+    cached: Cached, tokens: Tokens
+) -> None:
+    customer = tokens.headers("CUSTOMER", "acme")
+    forbidden = "{ products(first: 2) { nodes { id unitCost { amount } } } }"
+    for _ in range(2):
+        body = await cached.post(forbidden, customer)
+        assert body["errors"] and status(body) == "MISS"
+    for _ in range(2):
+        dry = await cached.post(CATALOG, {**customer, "X-Cost-Dry-Run": "1"})
+        assert status(dry) == "BYPASS"
+    for _ in range(2):
+        budget = await cached.post(
+            "{ rateLimit { remaining } products(first: 1) { nodes { id } } }", customer
+        )
+        assert status(budget) == "BYPASS" and budget["extensions"]["cache"]["maxAge"] == 0
+
+
+async def test_concurrent_misses_execute_once(cached: Cached, tokens: Tokens) -> None:
+    headers = tokens.headers("STAFF", "globex")
+    query = "query($n: Int) { products(first: $n) { nodes { id name stock } } }"
+    variables = {"n": 7 + uuid.uuid4().int % 50}
+    bodies = await asyncio.gather(
+        *(gql(cached.http, query, variables, headers=headers) for _ in range(6))
+    )
+    statuses = sorted(status(b.json()) for b in bodies)
+    assert statuses == ["HIT"] * 5 + ["MISS"]
+    assert len({str(b.json()["data"]) for b in bodies}) == 1
+
+
+async def test_metrics_and_the_log_line_tell_hits_and_misses(
+    cached: Cached, tokens: Tokens
+) -> None:
+    from tests.server.test_privacy import _lines, captured_logs
+
+    headers = tokens.headers("CUSTOMER", "acme")
+    with captured_logs(make_settings("sqlite://", log_json=False)) as stream:
+        for _ in range(2):
+            await cached.post(CATALOG, headers, variables={"first": 2})
+    events = [line for line in _lines(stream) if line.get("event") == "graphql.operation"]
+    assert [line["cache"] for line in events] == ["MISS", "HIT"]
+    metrics = (await cached.http.get("/metrics")).text
+    for event in ("hit", "miss", "store"):
+        assert re.search(
+            rf'^tollgate_response_cache_events_total\{{event="{event}"\}} [1-9]', metrics, re.M
+        ), event
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+async def test_get_of_a_persisted_document_carries_cache_control_and_age(
+    cached: Cached, tokens: Tokens
+) -> None:
+    manifest = {
+        "format": "apollo-persisted-query-manifest",
+        "version": 1,
+        "operations": [
+            {"id": _sha(CATALOG), "name": "ProductCatalog", "type": "query", "body": CATALOG}
+        ],
+    }
+    pushed = await cached.http.post(
+        "/admin/persisted-queries", json={"manifest": manifest}, headers=tokens.headers("ADMIN")
+    )
+    assert pushed.status_code == 200, pushed.text
+    params = {"documentId": f"sha256:{_sha(CATALOG)}", "variables": '{"first": 6}'}
+    headers = {**STRICT, **tokens.headers("CUSTOMER", "acme")}
+    first = await cached.http.get("/graphql", params=params, headers=headers)
+    second = await cached.http.get("/graphql", params=params, headers=headers)
+    assert first.status_code == second.status_code == 200
+    assert first.headers["cache-control"] == "private, max-age=60" and "age" not in first.headers
+    assert second.json()["extensions"]["cache"]["status"] == "HIT"
+    assert int(second.headers["age"]) >= 0 and second.headers["etag"] == first.headers["etag"]
+    again = await cached.http.get(
+        "/graphql", params=params, headers={**headers, "If-None-Match": first.headers["etag"]}
+    )
+    assert again.status_code == 304
+
+
+async def test_the_sdl_prints_apollo_s_directive(cached: Cached) -> None:
+    sdl = cached.app.state.sdl
+    assert (
+        "directive @cacheControl(maxAge: Int, scope: CacheControlScope, inheritMaxAge: Boolean) "
+        "on FIELD_DEFINITION | OBJECT | INTERFACE | UNION"
+    ) in sdl
+    assert re.search(r"enum CacheControlScope \{\s+PUBLIC\s+PRIVATE\s+\}", sdl)
