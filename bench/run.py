@@ -115,6 +115,8 @@ def server_settings(db_path: Path) -> dict[str, str]:
         "TOLLGATE_TENANT_CAPACITY": cap,
         "TOLLGATE_TENANT_RESTORE_RATE": rate,
         "TOLLGATE_WORKERS": "1",
+        # Every benchmark measures work done; bench.variants' "cached" measures the cache.
+        "TOLLGATE_RESPONSE_CACHE": "false",
     }
 
 
