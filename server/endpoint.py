@@ -115,7 +115,7 @@ def _cacheable(request: Request, outcome: Outcome, principal: Principal, media: 
     cache = outcome.cache
     policy = cache.policy if cache is not None else None
     extra: dict[str, str] = {}
-    if outcome.registered and policy is not None and policy.cacheable:
+    if outcome.document_id is not None and policy is not None and policy.cacheable:
         # A persisted document's answer may be reused for its policy's maxAge: by shared
         # caches only when anonymous and PUBLIC, else by the caller's own cache.
         public = principal.anonymous and policy.scope == "PUBLIC"

@@ -422,3 +422,17 @@ async def test_the_sdl_prints_apollo_s_directive(cached: Cached) -> None:
         "on FIELD_DEFINITION | OBJECT | INTERFACE | UNION"
     ) in sdl
     assert re.search(r"enum CacheControlScope \{\s+PUBLIC\s+PRIVATE\s+\}", sdl)
+
+
+async def test_several_workers_without_redis_run_no_cache(
+    database_url: str, tokens: Tokens
+) -> None:
+    if not database_url.startswith("sqlite"):
+        pytest.skip("a configuration check")
+    app = create_app(make_settings(database_url, workers=2))
+    assert app.state.response_cache is None  # one worker could not see another's writes
+    async with app.router.lifespan_context(app), await _client(app) as http:
+        body = (await gql(http, CATALOG, {"first": 2}, headers=tokens.headers())).json()
+    assert "cache" not in body["extensions"] and body["data"]["products"]
+    off = create_app(make_settings(database_url, response_cache=False))
+    assert off.state.response_cache is None
