@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -436,3 +437,54 @@ async def test_several_workers_without_redis_run_no_cache(
     assert "cache" not in body["extensions"] and body["data"]["products"]
     off = create_app(make_settings(database_url, response_cache=False))
     assert off.state.response_cache is None
+
+
+async def test_an_erasure_from_the_cli_empties_the_shared_cache(
+    cached: Cached, tokens: Tokens
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from database.engine import make_engine, tenant_transaction
+    from database.ids import new_id
+    from loaders.loaders import USERS
+    from server.settings import ROOT
+
+    settings = cached.app.state.settings
+    tenant_id = tokens.tenants["acme"]
+    user_id, tag = new_id(), uuid.uuid4().hex[:8]
+    engine = make_engine(settings.database_url)
+    try:
+        async with tenant_transaction(engine, tenant_id, write=True) as conn:
+            await conn.execute(
+                USERS.insert().values(
+                    id=user_id, tenant_id=tenant_id, name=f"Cached {tag}", role="CUSTOMER"
+                )
+            )
+    finally:
+        await engine.dispose()
+    query = "query($id: ID!) { node(id: $id) { ... on User { name } } }"
+    variables = {"id": to_global_id("User", user_id)}
+    staff = tokens.headers("STAFF", "acme")
+    for _ in range(2):
+        before = await cached.post(query, staff, variables=variables)
+    assert status(before) == "HIT" and before["data"]["node"]["name"] == f"Cached {tag}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOLLGATE_")}
+    env["TOLLGATE_DATABASE_URL"] = settings.database_url
+    if settings.redis_url:
+        env["TOLLGATE_REDIS_URL"] = settings.redis_url
+        env["TOLLGATE_RESPONSE_CACHE_PREFIX"] = settings.response_cache_prefix
+    done = subprocess.run(
+        [sys.executable, "-m", "server", "privacy", "erase", "--tenant", "acme",
+         "--user", str(user_id), "--requested-by", "cache-test"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    said = json.loads(done.stdout)["responseCache"]
+    after = await cached.post(query, staff, variables=variables)
+    if cached.backend == "sqlite":  # another process cannot reach this one's memory
+        assert said.startswith("not shared") and status(after) == "HIT"
+    else:
+        assert said == "invalidated" and status(after) == "MISS"
+        assert after["data"]["node"]["name"] != f"Cached {tag}"
