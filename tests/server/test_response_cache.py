@@ -475,7 +475,8 @@ async def test_an_erasure_from_the_cli_empties_the_shared_cache(
     if settings.redis_url:
         env["TOLLGATE_REDIS_URL"] = settings.redis_url
         env["TOLLGATE_RESPONSE_CACHE_PREFIX"] = settings.response_cache_prefix
-    done = subprocess.run(
+    done = await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-m", "server", "privacy", "erase", "--tenant", "acme",
          "--user", str(user_id), "--requested-by", "cache-test"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
