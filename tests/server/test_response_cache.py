@@ -489,3 +489,34 @@ async def test_an_erasure_from_the_cli_empties_the_shared_cache(
     else:
         assert said == "invalidated" and status(after) == "MISS"
         assert after["data"]["node"]["name"] != f"Cached {tag}"
+
+
+async def test_a_read_after_a_write_never_joins_or_stores_a_read_from_before_it(
+    cached: Cached, tokens: Tokens
+) -> None:
+    """Generations: a miss that began before an invalidation neither shares nor stores."""
+    from auth import Principal, Role
+    from server.response_cache import CacheState
+
+    cache = cached.app.state.response_cache
+    prepared = cached.app.state.pipeline.prepare(CATALOG, None, may_introspect=True)
+    principal = Principal(
+        subject=str(uuid.uuid4()),
+        tenant_id=tokens.tenants["globex"],
+        role=Role.STAFF,
+        scopes=frozenset({"read:products", "x-" + uuid.uuid4().hex}),  # a view of its own
+    )
+    before = CacheState()
+    cache.begin(before, CATALOG, prepared, {"first": 1}, principal, bypass=False)
+    assert await cache.lookup(before) is None and before.status == "MISS"  # leads a flight
+    await cache.invalidate(principal, {"Product:list"})  # a write finishes meanwhile
+    after = CacheState()
+    cache.begin(after, CATALOG, prepared, {"first": 1}, principal, bypass=False)
+    # Not the earlier flight's follower (that would wait for its answer): a miss of its own.
+    assert await asyncio.wait_for(cache.lookup(after), 5) is None and after.status == "MISS"
+    await cache.store_result(before, {"products": "stale"}, failed=False)
+    after.release()
+    again = CacheState()
+    cache.begin(again, CATALOG, prepared, {"first": 1}, principal, bypass=False)
+    assert await cache.lookup(again) is None, "the read from before the write was stored"
+    again.release()
