@@ -36,7 +36,15 @@ from graphql.language import (
 from guards.errors import GuardError
 from guards.limits import Limits, Mode, apply_limit, limit_error
 
-__all__ = ["DocumentStats", "check_document", "check_size", "count_tokens", "inspect", "parse"]
+__all__ = [
+    "DocumentStats",
+    "check_document",
+    "check_size",
+    "count_tokens",
+    "inspect",
+    "parse",
+    "select_operation",
+]
 
 # Counts saturate here: a fan-out of 2**4000 is as refused as one of 2**62, and cheaper.
 _CAP = 1 << 62
@@ -123,6 +131,8 @@ class DocumentStats:
     operations: int = 0
     fragments: int = 0
     measured: list[GuardError] = field(default_factory=list)
+    # The operation that would run (selected once, here; None when it cannot be chosen).
+    operation: OperationDefinitionNode | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(slots=True)
@@ -283,6 +293,7 @@ def inspect(document: DocumentNode, operation_name: str | None, limits: Limits) 
         raise failure
 
     selected = _select(operations, operation_name)
+    stats.operation = selected
     if selected is not None:
         stats.operation_type = selected.operation.value
         stats.operation_name = selected.name.value if selected.name else None
@@ -308,6 +319,14 @@ def _select(
         if operation.name is not None and operation.name.value == operation_name:
             return operation
     return None
+
+
+def select_operation(
+    document: DocumentNode, operation_name: str | None
+) -> OperationDefinitionNode | None:
+    """The operation ``operation_name`` selects (the only one when None), else None."""
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    return _select(operations, operation_name)
 
 
 def check_document(

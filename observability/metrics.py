@@ -33,6 +33,7 @@ DEPENDENCIES = frozenset({"database", "redis"})
 RESPONSE_CACHE_EVENTS = frozenset(
     {"hit", "miss", "bypass", "store", "eviction", "invalidation", "dropped", "error"}
 )
+LIMIT_MODES = frozenset({"enforce", "measure"})
 _GRAPHQL_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]{0,99}")
 _CODE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 _LABEL_TEXT = re.compile(r"[A-Za-z0-9_.:@/ +-]{1,100}")
@@ -172,8 +173,9 @@ class Metrics:
         )
         self.graphql_refusals_total = Counter(
             "graphql_refusals_total",
-            "Operations refused before execution, by error code.",
-            ["code"],
+            "Operations refused before execution, by error code and limit mode (enforce, or"
+            " measure for what a limit in measure mode would have refused).",
+            ["code", "mode"],
             namespace=ns,
             registry=registry,
         )
@@ -274,9 +276,12 @@ class Metrics:
         if cost_actual is not None:
             self.graphql_cost_actual.labels(label).observe(cost_actual)
 
-    def refusal(self, code: str) -> None:
-        """Count an operation refused before execution (code is an `extensions.code`)."""
-        self.graphql_refusals_total.labels(self._code(code)).inc()
+    def refusal(self, code: str, mode: str = "enforce") -> None:
+        """Count an operation refused before execution (code is an `extensions.code`); mode
+        "measure" counts what a limit in measure mode would have refused."""
+        if mode not in LIMIT_MODES:
+            raise ValueError(f"unknown limit mode {mode!r}")
+        self.graphql_refusals_total.labels(self._code(code), mode).inc()
 
     def ratelimit_decision(self, decision: str, policy: str) -> None:
         """Count a rate-limit decision: allowed, throttled or error."""

@@ -8,7 +8,9 @@ are cached (bounded LRU) so a repeated document costs a dictionary look-up.
 from __future__ import annotations
 
 import asyncio
+import copy
 import datetime as dt
+import hashlib
 import logging
 import math
 import time
@@ -18,29 +20,29 @@ from typing import Any
 from graphql import (
     DocumentNode,
     ExecutionResult,
+    FieldNode,
     GraphQLError,
     GraphQLSchema,
     OperationDefinitionNode,
     OperationType,
+    SelectionSetNode,
     execute,
     specified_rules,
     validate,
 )
 from graphql.execution.values import get_variable_values
-from graphql.utilities import get_operation_ast
 from graphql.validation import NoSchemaIntrospectionCustomRule
 
 from guards.cache import LRUCache
-from guards.cost import CostModel, CostPlan
+from guards.cost import CostModel, CostPlan, check_estimate
 from guards.errors import GuardError
-from guards.gate import check_size, inspect, parse
-from guards.limits import Limits, Mode
+from guards.gate import check_document
+from guards.limits import Limits
 from guards.ratelimit import (
     BucketPolicy,
     LimiterUnavailable,
     MultiDecision,
     RateLimiter,
-    rate_limit_headers,
 )
 from resolvers.context import RateLimitInfo
 from resolvers.errors import ApiError
@@ -52,6 +54,12 @@ from server.deprecation import deprecated_fields
 log = logging.getLogger("tollgate.graphql")
 
 UNPLANNED: Any = object()
+MAX_MESSAGE = 300  # no refusal message echoes more of the request than this
+
+
+def cut(text: str, limit: int = MAX_MESSAGE) -> str:
+    """``text`` cut to ``limit`` characters, so no message echoes unbounded input."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class OperationRefused(Exception):
@@ -63,11 +71,13 @@ class OperationRefused(Exception):
         status: int = 400,
         headers: dict[str, str] | None = None,
         code: str | None = None,
+        decision: MultiDecision | None = None,
     ) -> None:
         super().__init__(errors[0]["message"] if errors else "refused")
         self.errors = errors
         self.status = status
         self.headers = headers or {}
+        self.decision = decision  # the limiter's answer, when the refusal is a throttle
         self.code = (
             code
             or (errors[0].get("extensions", {}).get("code") if errors else None)
@@ -91,6 +101,39 @@ class PreparedDocument:
     fast_plan: Any = UNPLANNED
     conditional: bool = False
 
+    def only_rate_limit(self) -> DocumentNode:
+        """The operation reduced to its ``rateLimit`` and ``__typename`` root fields (a dry run)."""
+        operation = self.operation
+        kept = tuple(
+            s
+            for s in operation.selection_set.selections
+            if isinstance(s, FieldNode) and s.name.value in ("rateLimit", "__typename")
+        )
+        reduced = OperationDefinitionNode(
+            operation=operation.operation,
+            name=operation.name,
+            variable_definitions=operation.variable_definitions,
+            directives=operation.directives,
+            selection_set=SelectionSetNode(selections=kept),
+        )
+        return DocumentNode(definitions=(reduced,))
+
+
+@dataclass(frozen=True, slots=True)
+class CachedRefusal:
+    """A document's refusal as data (never the exception itself: see ``prepare``)."""
+
+    errors: tuple[dict[str, Any], ...]
+    status: int
+    code: str
+
+    @classmethod
+    def of(cls, refused: OperationRefused) -> CachedRefusal:
+        return cls(tuple(copy.deepcopy(refused.errors)), refused.status, refused.code)
+
+    def refused(self) -> OperationRefused:
+        return OperationRefused(copy.deepcopy(list(self.errors)), self.status, code=self.code)
+
 
 @dataclass(slots=True)
 class Charge:
@@ -107,6 +150,7 @@ def format_pre_execution(errors: list[GraphQLError], code: str) -> list[dict[str
     formatted: list[dict[str, Any]] = []
     for error in errors:
         item: dict[str, Any] = dict(error.formatted)
+        item["message"] = cut(item["message"])
         extensions = dict(item.get("extensions") or {})
         extensions.setdefault("code", code)
         item["extensions"] = extensions
@@ -126,6 +170,7 @@ class GraphQLPipeline:
         limiter: RateLimiter | None,
         fail_open: bool,
         cache_size: int = 1000,
+        cache_bytes: int = 4_000_000,
         execution_timeout: float = 10.0,
         fast_executor: bool = True,
     ) -> None:
@@ -133,7 +178,9 @@ class GraphQLPipeline:
         self.fast = FastExecutor(schema, BINDINGS) if fast_executor else None
         self.limits = limits
         self.cost_model = CostModel.from_sdl(sdl, max_page_size=limits.max_page_size)
-        self.cache: LRUCache = LRUCache(cache_size)
+        # Keyed by a digest of the text; bounded in entries and in bytes of source text (an
+        # entry's parsed AST takes some tens of times its source).
+        self.cache: LRUCache = LRUCache(cache_size, cache_bytes)
         self.limiter = limiter
         self.fail_open = fail_open
         self.execution_timeout = execution_timeout
@@ -145,54 +192,62 @@ class GraphQLPipeline:
     def prepare(
         self, text: str, operation_name: str | None, *, may_introspect: bool
     ) -> PreparedDocument:
-        """Gate, parse, validate and compile ``text`` (cached per text, name and visibility)."""
-        key = (text, operation_name, may_introspect)
+        """Gate, parse, validate and compile ``text`` (cached per digest of the text, the
+        operation name and visibility; refusals are cached too, small)."""
+        digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        key = (digest, operation_name, may_introspect)
         cached = self.cache.get(key)
         if cached is not None:
-            if isinstance(cached, OperationRefused):
-                raise cached
+            if isinstance(cached, CachedRefusal):
+                # A fresh exception each time: re-raising one instance would chain every
+                # request's frames (and their bodies) onto its traceback, for ever.
+                raise cached.refused()
             return cached  # type: ignore[no-any-return]
         try:
             prepared = self._prepare(text, operation_name, may_introspect=may_introspect)
         except OperationRefused as refused:
-            self.cache.put(key, refused)
+            size = 64 + sum(len(str(e.get("message", ""))) for e in refused.errors)
+            self.cache.put(key, CachedRefusal.of(refused), size=size)
             raise
-        self.cache.put(key, prepared)
+        self.cache.put(key, prepared, size=len(text) + len(operation_name or ""))
         return prepared
 
     def _prepare(
         self, text: str, operation_name: str | None, *, may_introspect: bool
     ) -> PreparedDocument:
         try:
-            check_size(text, self.limits)
-            document = parse(text, self.limits)
-            stats = inspect(document, operation_name, self.limits)
+            document, stats = check_document(text, operation_name, self.limits)
         except GuardError as error:
-            raise OperationRefused([error.to_graphql()], status=error.http_status) from None
+            failure = error.to_graphql()
+            failure["message"] = cut(failure["message"])
+            raise OperationRefused([failure], status=error.http_status) from None
         rules = self._rules_all if may_introspect else self._rules_no_introspection
         errors = validate(
             self.schema, document, rules, max_errors=20, hide_suggestions=not may_introspect
         )
         if errors:
             raise OperationRefused(format_pre_execution(errors, "GRAPHQL_VALIDATION_FAILED"))
-        operation = get_operation_ast(document, operation_name)
+        operation = stats.operation  # selected once, by the gate
         if operation is None:
             message = (
-                f"Unknown operation named '{operation_name}'."
+                f"Unknown operation named '{cut(operation_name, 200)}'."
                 if operation_name
                 else "Must provide operation name if query contains multiple operations."
             )
             raise OperationRefused(
                 [{"message": message, "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"}}]
             )
-        plan = self.cost_model.compile(document, operation_name)
+        try:
+            plan = self.cost_model.compile(document, operation_name, operation=operation)
+        except GuardError as error:
+            raise OperationRefused([error.to_graphql()], status=error.http_status) from None
         return PreparedDocument(
             document=document,
             operation=operation,
             operation_type=operation.operation.value,
             operation_name=operation.name.value if operation.name else None,
             plan=plan,
-            measured=list(getattr(stats, "measured", []) or []),
+            measured=list(stats.measured),
             deprecated=tuple(deprecated_fields(self.schema, document, operation_name)),
             conditional=FastExecutor.conditional(document),
         )
@@ -214,26 +269,17 @@ class GraphQLPipeline:
         return coerced
 
     def price(
-        self, prepared: PreparedDocument, coerced: dict[str, Any]
+        self, prepared: PreparedDocument, variables: dict[str, Any]
     ) -> tuple[Any, list[GuardError]]:
-        """Static cost and node count; COST/NODE limits enforced or measured."""
-        estimate = prepared.plan.evaluate(coerced)
-        measured: list[GuardError] = list(prepared.measured)
-        for limit, observed, code, what in (
-            (self.limits.max_cost, estimate.requested, "COST_LIMIT_EXCEEDED", "cost"),
-            (self.limits.max_nodes, estimate.nodes, "NODE_LIMIT_EXCEEDED", "node count"),
-        ):
-            if limit.mode is Mode.OFF or observed <= limit.value:
-                continue
-            error = GuardError(
-                code,
-                f"The operation's {what} is {observed}, over the limit of {limit.value}.",
-                observed=observed,
-                limit=limit.value,
-            )
-            if limit.mode is Mode.ENFORCE:
-                raise OperationRefused([error.to_graphql()], status=400)
-            measured.append(error)
+        """Static cost and node count on the variables as sent; the list-length, COST and
+        NODE checks (``guards.cost.check_estimate``) enforced or measured. Returns the
+        estimate and this request's measured refusals."""
+        try:
+            estimate = prepared.plan.evaluate(variables)
+            measured: list[GuardError] = []
+            check_estimate(estimate, self.limits, measured)
+        except GuardError as error:
+            raise OperationRefused([error.to_graphql()], status=error.http_status) from None
         return estimate, measured
 
     # -- rate limiting ----------------------------------------------------------------------
@@ -284,7 +330,7 @@ class GraphQLPipeline:
         raise OperationRefused(
             [
                 {
-                    "message": f"Throttled: this operation costs {requested} and {binding.remaining} points are available. Retry in {retry} s.",
+                    "message": f"Throttled: this operation costs {requested}. Retry in {retry} s.",
                     "extensions": {
                         "code": "THROTTLED",
                         "observed": requested,
@@ -294,7 +340,8 @@ class GraphQLPipeline:
                 }
             ],
             status=429,
-            headers={**dict(rate_limit_headers(decision)), "Retry-After": str(retry)},
+            headers={"Retry-After": str(retry)},
+            decision=decision,
         )
 
     async def refund(self, charge: Charge, actual: int) -> None:

@@ -5,9 +5,11 @@
 this application knows: the tenant a response belongs to, what shapes a caller's view, how
 global ids name entities (their tags), and the hit price. See docs/caching.md.
 
-Per operation, the endpoint calls ``begin`` (after pricing and the per-operation limits),
-``lookup`` (before the charge: a hit is charged ``hit_price``), ``store`` (after execution)
-and ``invalidate`` (after a mutation, before its response is sent).
+The operation (``server/operation.py``) calls ``lookup`` between pricing (and the
+per-operation limits) and the charge: a hit is charged ``hit_price`` and not executed; and
+``store`` after execution: a miss is stored and a mutation's writes invalidated, before the
+response is sent. Underneath: ``begin`` (policy and key), ``find``, ``store_result`` and
+``invalidate``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from graphql import ExecutionResult
 
 from auth import Principal
 from guards.cache import LRUCache
@@ -117,26 +120,26 @@ class ResponseCache:
         metrics: Metrics | None = None,
         analyses: int = 1000,
     ) -> None:
-        self.store = store
+        self.backend = store
         self.control = control
         self.hit_price = max(1, hit_price)
         self.metrics = metrics
         self.flights = SingleFlight()
-        self._analyses: LRUCache[tuple[DocumentCacheInfo, str]] = LRUCache(analyses)
+        self._analyses: LRUCache[DocumentCacheInfo] = LRUCache(analyses)
 
     def _count(self, event: str, count: int = 1) -> None:
         if self.metrics is not None:
             self.metrics.response_cache(event, count)
 
     def _analysis(self, text: str, prepared: Any) -> tuple[DocumentCacheInfo, str]:
-        key = (text, prepared.operation_name)
-        found = self._analyses.get(key)
-        if found is None:
+        # Keyed by the text's digest (about a microsecond), never by the text itself.
+        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+        key = (digest, prepared.operation_name)
+        info = self._analyses.get(key)
+        if info is None:
             info = self.control.analyse(prepared.document, prepared.operation_name)
-            digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-            found = (info, digest)
-            self._analyses.put(key, found)
-        return found
+            self._analyses.put(key, info)
+        return info, digest
 
     def begin(
         self,
@@ -163,7 +166,36 @@ class ResponseCache:
             digest, prepared.operation_name, state.variables, view_of(principal), subject
         )
 
-    async def lookup(self, state: CacheState) -> bytes | None:
+    # -- the operation's seam (server/operation.py) ---------------------------------------------
+
+    async def lookup(self, operation: Any) -> ExecutionResult | None:
+        """A hit as the operation's result (its stored data, sent as is), else ``None``."""
+        state: CacheState = operation.cache_state
+        with operation.timing.measure("cache"):
+            self.begin(
+                state,
+                operation.text,
+                operation.prepared,
+                operation.params.variables,
+                operation.principal,
+                bypass=operation.dry_run or operation.in_batch,
+            )
+            hit = await self.find(state)
+        if hit is None:
+            return None
+        return ExecutionResult(data=orjson.Fragment(hit))  # type: ignore[arg-type]
+
+    async def store(self, operation: Any) -> None:
+        """Store a miss's response; invalidate what the operation's writes changed."""
+        result = operation.result
+        with operation.timing.measure("cache"):
+            if result is not None:
+                await self.store_result(operation.cache_state, result.data, bool(result.errors))
+            await self.invalidate(operation.principal, operation.cache_tags)
+
+    # -- underneath -------------------------------------------------------------------------------
+
+    async def find(self, state: CacheState) -> bytes | None:
         """The cached ``data`` (serialized) for a hit, else ``None`` (a MISS leads a flight).
 
         A concurrent miss of the same key, begun after the same invalidations, waits for the
@@ -173,7 +205,7 @@ class ResponseCache:
         if state.key is None:
             return None
         try:
-            entry, state.generation = await self.store.get(state.partition, state.key)
+            entry, state.generation = await self.backend.get(state.partition, state.key)
         except Exception as exc:
             log.warning("response cache lookup failed: %s", type(exc).__name__)
             self._count("error")
@@ -219,7 +251,9 @@ class ResponseCache:
                 tags.add(tag)
         entry = CachedResponse(body, time.time(), state.policy.max_age, state.policy.scope)
         try:
-            stored = await self.store.put(state.partition, state.key, entry, tags, state.generation)
+            stored = await self.backend.put(
+                state.partition, state.key, entry, tags, state.generation
+            )
         except Exception as exc:
             log.warning("response cache store failed: %s", type(exc).__name__)
             self._count("error")
@@ -232,7 +266,7 @@ class ResponseCache:
         if not tags or principal.tenant_id is None:
             return
         try:
-            dropped = await self.store.invalidate(principal.tenant_id.hex, tags)
+            dropped = await self.backend.invalidate(principal.tenant_id.hex, tags)
         except Exception as exc:
             # The write has committed; its readers may see the old state for up to maxAge.
             log.error("response cache invalidation failed: %s (tags %s)", exc, sorted(tags))
@@ -242,4 +276,4 @@ class ResponseCache:
         self._count("dropped", dropped)
 
     async def close(self) -> None:
-        await self.store.close()
+        await self.backend.close()

@@ -362,7 +362,8 @@ def test_actual_cost_counts_what_was_returned(model: CostModel) -> None:
     assert estimate.actual(orders_page(2, 0)) == 2 + 11 + 3
     assert plan.actual_cost(orders_page(2, 0), {"first": 2}).nodes == 16
     assert estimate.actual(None) == 0
-    assert estimate.actual({"orders": None}) == 0
+    # A lookup that found nothing was still work: a null object counts its type's weight.
+    assert estimate.actual({"orders": None}) == 1
 
 
 def test_actual_cost_never_exceeds_the_price_of_a_list(model: CostModel) -> None:

@@ -76,7 +76,12 @@ def test_every_instrument_is_exposed_with_its_labels(metrics: Metrics) -> None:
         )
         == 1
     )
-    assert sample(metrics, "tollgate_graphql_refusals_total", code="COST_LIMIT_EXCEEDED") == 1
+    assert (
+        sample(
+            metrics, "tollgate_graphql_refusals_total", code="COST_LIMIT_EXCEEDED", mode="enforce"
+        )
+        == 1
+    )
     assert (
         sample(metrics, "tollgate_ratelimit_decisions_total", decision="throttled", policy="user")
         == 1
@@ -167,7 +172,9 @@ def test_default_registry_is_private_and_has_process_metrics() -> None:
     first, second = Metrics(), Metrics()  # no duplicate-registration error
     first.refusal("THROTTLED")
     assert (
-        second.registry.get_sample_value("tollgate_graphql_refusals_total", {"code": "THROTTLED"})
+        second.registry.get_sample_value(
+            "tollgate_graphql_refusals_total", {"code": "THROTTLED", "mode": "enforce"}
+        )
         is None
     )
     body, _ = first.render()
@@ -279,3 +286,17 @@ def test_multiprocess_render_sums_two_real_worker_processes(tmp_path: Path) -> N
     after = values_of(body.decode())
     assert after[("tollgate_graphql_operations_total", op)] == 7
     assert after.get(("tollgate_http_requests_in_progress", frozenset()), 0) == 0
+
+
+def test_measured_refusals_keep_their_code_and_carry_the_mode(metrics: Metrics) -> None:
+    metrics.refusal("TOKEN_LIMIT_EXCEEDED", mode="measure")
+    metrics.refusal("TOKEN_LIMIT_EXCEEDED")
+    for mode in ("measure", "enforce"):
+        assert (
+            sample(
+                metrics, "tollgate_graphql_refusals_total", code="TOKEN_LIMIT_EXCEEDED", mode=mode
+            )
+            == 1
+        )
+    with pytest.raises(ValueError):
+        metrics.refusal("TOKEN_LIMIT_EXCEEDED", mode="off")

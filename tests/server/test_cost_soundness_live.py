@@ -170,7 +170,8 @@ def _items(value: Any) -> Iterator[Any]:
 @dataclass
 class IndependentCount:
     """Counts a response's cost from its data alone: each object returned weighs its type's
-    weight (or its field's ``@cost``), each non-null costed scalar its weight, and each field
+    weight (or its field's ``@cost``), so does each null where an object was looked up (its
+    cheapest type), each non-null costed scalar its weight, and each field
     resolved with a priced argument (an input object, IBM: 1) that argument's cost."""
 
     weights: Weights
@@ -208,6 +209,19 @@ class IndependentCount:
             override = self.weights.fields.get((parent.name, name))
             for item in _items(value):
                 if item is None:
+                    # A lookup that found nothing was work too (issue #12, finding 8): a
+                    # null object weighs its cheapest possible type.
+                    if isinstance(named, GraphQLObjectType | GraphQLInterfaceType):
+                        possible = (
+                            [named]
+                            if isinstance(named, GraphQLObjectType)
+                            else list(self.weights.schema.get_possible_types(named))
+                        )
+                        total += (
+                            override
+                            if override is not None
+                            else min(self.weights.types[t.name] for t in possible)
+                        )
                     continue
                 if isinstance(named, GraphQLObjectType | GraphQLInterfaceType):
                     assert isinstance(item, dict), (key, item)

@@ -508,15 +508,15 @@ async def test_a_read_after_a_write_never_joins_or_stores_a_read_from_before_it(
     )
     before = CacheState()
     cache.begin(before, CATALOG, prepared, {"first": 1}, principal, bypass=False)
-    assert await cache.lookup(before) is None and before.status == "MISS"  # leads a flight
+    assert await cache.find(before) is None and before.status == "MISS"  # leads a flight
     await cache.invalidate(principal, {"Product:list"})  # a write finishes meanwhile
     after = CacheState()
     cache.begin(after, CATALOG, prepared, {"first": 1}, principal, bypass=False)
     # Not the earlier flight's follower (that would wait for its answer): a miss of its own.
-    assert await asyncio.wait_for(cache.lookup(after), 5) is None and after.status == "MISS"
+    assert await asyncio.wait_for(cache.find(after), 5) is None and after.status == "MISS"
     await cache.store_result(before, {"products": "stale"}, failed=False)
     after.release()
     again = CacheState()
     cache.begin(again, CATALOG, prepared, {"first": 1}, principal, bypass=False)
-    assert await cache.lookup(again) is None, "the read from before the write was stored"
+    assert await cache.find(again) is None, "the read from before the write was stored"
     again.release()
