@@ -109,8 +109,6 @@ async def test_a_repeated_catalog_is_a_hit_charged_the_hit_price(
 
 
 async def test_the_hit_price_is_configurable(database_url: str, tokens: Tokens) -> None:
-    if not database_url.startswith("sqlite"):
-        pytest.skip("the price does not depend on the store (the SQLite run checks it)")
     app = create_app(make_settings(database_url, response_cache_hit_price=3))
     async with app.router.lifespan_context(app), await _client(app) as http:
         headers = tokens.headers("STAFF", "globex")
@@ -122,25 +120,37 @@ async def test_the_hit_price_is_configurable(database_url: str, tokens: Tokens) 
 async def test_over_a_per_operation_limit_is_refused_cached_or_not(
     database_url: str, tokens: Tokens
 ) -> None:
-    if not database_url.startswith("sqlite"):
-        pytest.skip("the order of checks does not depend on the store")
+    """Two apps share one Redis cache; the one with a lower cost limit refuses the cached
+    answer: the limits are checked before the lookup."""
+    from tests.services import REDIS_URL
+
+    client = await redis_client_or_skip()
+    prefix = f"tg:rc:test:{uuid.uuid4().hex}:"
+    shared = {
+        "redis_url": REDIS_URL,
+        "response_cache_prefix": prefix,
+        "redis_timeout_ms": 500,
+        "ratelimit": False,  # the demo users' buckets in the shared Redis are not ours
+    }
     headers = tokens.headers("STAFF", "acme")
-    wide = make_settings(database_url)
-    app = create_app(wide)
-    async with app.router.lifespan_context(app), await _client(app) as http:
-        for _ in range(2):
-            ok = (await gql(http, CATALOG, {"first": 50}, headers=headers)).json()
-        assert status(ok) == "HIT"
+    try:
+        wide = create_app(make_settings(database_url, **shared))
+        async with wide.router.lifespan_context(wide), await _client(wide) as http:
+            for _ in range(2):
+                ok = (await gql(http, CATALOG, {"first": 50}, headers=headers)).json()
+            assert status(ok) == "HIT"
         requested = ok["extensions"]["cost"]["requestedQueryCost"]
-        # The same cache, a lower limit: a fresh app over the same store is not possible, so
-        # check the order instead: the limit is enforced before the lookup.
-    strict = create_app(make_settings(database_url, limits={"max_cost": str(requested - 1)}))
-    async with strict.router.lifespan_context(strict), await _client(strict) as http:
-        await gql(http, CATALOG, {"first": 1}, headers=headers)  # cacheable, under the limit
-        for _ in range(2):
+        limits = {"max_cost": str(requested - 1)}
+        strict = create_app(make_settings(database_url, limits=limits, **shared))
+        async with strict.router.lifespan_context(strict), await _client(strict) as http:
+            small = (await gql(http, CATALOG, {"first": 1}, headers=headers)).json()
+            assert status(small) == "MISS"  # the same cache, under the limit: served
             refused = await gql(http, CATALOG, {"first": 50}, headers=headers)
             assert refused.status_code == 400
             assert refused.json()["errors"][0]["extensions"]["code"] == "COST_LIMIT_EXCEEDED"
+    finally:
+        await drop_keys(client, prefix)
+        await client.aclose()
 
 
 async def test_two_tenants_never_share(cached: Cached, tokens: Tokens) -> None:
@@ -428,8 +438,6 @@ async def test_the_sdl_prints_apollo_s_directive(cached: Cached) -> None:
 async def test_several_workers_without_redis_run_no_cache(
     database_url: str, tokens: Tokens
 ) -> None:
-    if not database_url.startswith("sqlite"):
-        pytest.skip("a configuration check")
     app = create_app(make_settings(database_url, workers=2))
     assert app.state.response_cache is None  # one worker could not see another's writes
     async with app.router.lifespan_context(app), await _client(app) as http:
