@@ -16,6 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from auth import Role
+from auth.tokens import mint_token
 from resolvers.ids import to_global_id
 from server.app import create_app
 from tests.guards.test_ratelimit import drop_keys, redis_client_or_skip
@@ -44,7 +46,9 @@ async def _client(app: Any) -> httpx.AsyncClient:
 @pytest.fixture
 async def cached(database_url: str) -> AsyncIterator[Cached]:
     backend = "sqlite" if database_url.startswith("sqlite") else "postgres"
-    overrides: dict[str, Any] = {"user_restore_rate": 0.0001}
+    # Budgets as make_settings gives them: the Redis limiter's keys are shared by every suite
+    # (demo users' buckets must never be pushed far into the future by a tiny restore rate).
+    overrides: dict[str, Any] = {}
     client = None
     if backend == "postgres":
         from tests.services import REDIS_URL
@@ -84,9 +88,24 @@ async def test_a_repeated_catalog_is_a_hit_charged_the_hit_price(
     cached: Cached, tokens: Tokens
 ) -> None:
     """The issue's done-when: a new user repeats ProductCatalog and sees HIT, a smaller cost."""
-    headers = tokens.headers("CUSTOMER", "globex")
-    first = await gql(cached.http, CATALOG, {"first": 5}, headers=headers)
-    second = await gql(cached.http, CATALOG, {"first": 5}, headers=headers)
+    # A new subject (its own bucket) and a negligible restore rate: the debits are exact.
+    settings = cached.app.state.settings.model_copy(update={"user_restore_rate": 0.0001})
+    app = create_app(settings)
+    subject = str(uuid.uuid4())
+    token = mint_token(
+        settings.jwt(), subject=subject, tenant_id=tokens.tenants["globex"], role=Role.CUSTOMER
+    )
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+        async with app.router.lifespan_context(app), await _client(app) as http:
+            first = await gql(http, CATALOG, {"first": 5}, headers=headers)
+            second = await gql(http, CATALOG, {"first": 5}, headers=headers)
+    finally:
+        if settings.redis_url:  # the new subject's bucket keys are this test's own
+            client = await redis_client_or_skip()
+            for key in [k async for k in client.scan_iter(match=f"tg:rl:*{subject}*")]:
+                await client.delete(key)
+            await client.aclose()
     one, two = first.json(), second.json()
     assert one["extensions"]["cache"] == {"status": "MISS", "maxAge": 60, "scope": "PUBLIC"}
     assert two["extensions"]["cache"] == {"status": "HIT", "maxAge": 60, "scope": "PUBLIC"}
