@@ -16,7 +16,15 @@ from guards.cost import (
     price_document,
 )
 from guards.errors import GuardError
-from guards.gate import DocumentStats, check_document, check_size, count_tokens, inspect, parse
+from guards.gate import (
+    DocumentStats,
+    check_document,
+    check_size,
+    count_tokens,
+    inspect,
+    parse,
+    select_operation,
+)
 from guards.limits import LIMIT_CODES, Limit, Limits, Mode, apply_limit, check_batch, limit_error
 
 __all__ = [
@@ -42,4 +50,5 @@ __all__ = [
     "limit_error",
     "parse",
     "price_document",
+    "select_operation",
 ]

@@ -154,12 +154,7 @@ class GraphQLEndpoint:
             params = await self._params(request)
             principal = self._authenticate(request)
         except HTTPFailure as failure:
-            return json_response(
-                error_body(failure.message, failure.code, **failure.extensions),
-                failure.status,
-                media,
-                failure.headers,
-            )
+            return await self._refused(request, failure, media)
         requests = [self._request(request, p, principal, request_id) for p in params]
         if len(requests) == 1:
             started, statements = time.perf_counter(), dbstats.start()
@@ -177,6 +172,30 @@ class GraphQLEndpoint:
         if status != 200:  # the batch as a whole was refused (its total did not fit)
             return json_response(outcomes[0].body, status, media, headers)
         return json_response([o.body for o in outcomes], 200, media, headers)
+
+    async def _refused(self, request: Request, failure: HTTPFailure, media: str) -> Response:
+        """A request refused before any operation (bad parameters, a bad token) still pays
+        one point: the caller's bucket, or the address's when the token is what failed."""
+        try:
+            principal = self._authenticate(request)
+        except HTTPFailure:
+            principal = Principal.anonymous_principal(
+                request.client.host if request.client else None
+            )
+        paid = await self.runtime.refusal_headers(principal)
+        status, headers = failure.status, dict(failure.headers)
+        body = error_body(failure.message, failure.code, **failure.extensions)
+        if paid is not None:
+            headers.update(paid[1])
+            if paid[0] == 429:
+                retry = int(paid[1]["Retry-After"])
+                status = 429
+                body = error_body(
+                    f"Throttled: too many refused requests. Retry in {retry} s.",
+                    "THROTTLED",
+                    retryAfter=retry,
+                )
+        return json_response(body, status, media, headers)
 
     def _request(
         self, request: Request, params: GraphQLParams, principal: Principal, request_id: str

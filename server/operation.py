@@ -51,6 +51,7 @@ from server.pipeline import (
     GraphQLPipeline,
     OperationRefused,
     PreparedDocument,
+    cut,
     format_execution_errors,
     is_mutation,
 )
@@ -61,24 +62,17 @@ from server.settings import Settings
 log = logging.getLogger("tollgate.graphql")
 
 MAX_OPERATION_NAME = 1_024
-MAX_MESSAGE = 300
 REFUSAL_PRICE = 1
 # Refusals that already decided about the budget: nothing more to charge.
 _UNCHARGED = frozenset({"THROTTLED", "SERVICE_UNAVAILABLE"})
 
 
-def bounded_message(message: str, limit: int = MAX_MESSAGE) -> str:
-    """A message cut to ``limit`` characters: no error echoes unbounded input."""
-    if len(message) <= limit:
-        return message
-    return message[: limit - 1] + "…"
-
-
 def bounded_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every message cut to ``MAX_MESSAGE`` characters: no error echoes unbounded input."""
     for error in errors:
         message = error.get("message")
-        if isinstance(message, str) and len(message) > MAX_MESSAGE:
-            error["message"] = bounded_message(message)
+        if isinstance(message, str):
+            error["message"] = cut(message)
     return errors
 
 
@@ -171,6 +165,30 @@ class Runtime:
     def __post_init__(self) -> None:
         self.policies = Policies(self.settings)
         self.db_breaker = faults.dependency_breaker("database")
+
+    async def pay_refusal(self, keys: list[tuple[str, BucketPolicy]]) -> MultiDecision | None:
+        """Debit a refusal's point from the caller's own bucket (the first key); None when
+        there is no limiter or it is unavailable (a refusal is never turned into a 503)."""
+        limiter = self.pipeline.limiter
+        if limiter is None or not keys:
+            return None
+        try:
+            return await limiter.debit_all(keys[:1], REFUSAL_PRICE)
+        except LimiterUnavailable:
+            return None
+
+    async def refusal_headers(self, principal: Principal) -> tuple[int, dict[str, str]] | None:
+        """Pay for a request refused before it became an operation (bad parameters, a bad
+        token: the address pays). Returns (429, headers) when even that point does not fit,
+        else (0, the caller's balance headers); None without a limiter."""
+        paid = await self.pay_refusal(self.policies.keys(principal, mutation=False))
+        if paid is None:
+            return None
+        headers = settled_balance(self.policies, paid, 0).headers()
+        if not paid.allowed:
+            headers["Retry-After"] = str(max(1, math.ceil(paid.retry_after)))
+            return 429, headers
+        return 0, headers
 
     def on_batch(self, loader: str, size: int) -> None:
         if self.metrics is not None:
@@ -399,7 +417,9 @@ class Operation:
         self.keys = self.rt.policies.keys(self.principal, is_mutation(self.prepared))
 
     async def lookup(self) -> bool:
-        """The response cache's look-up (no cache: a miss). A hit is the result."""
+        """The response cache's look-up, between price and charge (no cache: a miss). A hit
+        becomes ``self.result``, is not executed, and is charged the cache's flat hit price
+        instead of the static cost (``server/response_cache.py``)."""
         cache = self.rt.cache
         if cache is None:
             return False
@@ -580,24 +600,14 @@ class Operation:
             registered=self.registered,
         )
         if self.in_batch:
-            return outcome
-        limiter = self.pipeline.limiter
-        if limiter is None:
-            return outcome
-        keys = self.keys or self.rt.policies.keys(self.principal, mutation=False)
-        if refused.decision is not None:  # throttled: the caller's own buckets, exact wait
-            decision = refused.decision
-            balance = settled_balance(self.rt.policies, decision, 0, decision.retry_after)
-            outcome.headers = {**(outcome.headers or {}), **balance.headers()}
-            outcome.headers["Retry-After"] = str(max(1, math.ceil(decision.retry_after)))
-            for error in refused.errors:
-                error.get("extensions", {})["limit"] = balance.binding.remaining
-            return outcome
+            return outcome  # the batch's single debit pays for its refused items
+        if refused.decision is not None:
+            return self._throttle_shown(refused, outcome)
         if refused.code in _UNCHARGED:
             return outcome
-        try:
-            paid = await limiter.debit_all(keys[:1], REFUSAL_PRICE)
-        except LimiterUnavailable:
+        keys = self.keys or self.rt.policies.keys(self.principal, mutation=False)
+        paid = await self.rt.pay_refusal(keys)
+        if paid is None:
             return outcome
         if not paid.allowed:
             return self.throttled(paid)
@@ -605,6 +615,18 @@ class Operation:
             **(outcome.headers or {}),
             **settled_balance(self.rt.policies, paid, 0).headers(),
         }
+        return outcome
+
+    def _throttle_shown(self, refused: OperationRefused, outcome: Outcome) -> Outcome:
+        """A throttle shows the caller's own buckets, with the exact wait of the bucket that
+        refused (the tenant's too, without its figures)."""
+        decision = refused.decision
+        assert decision is not None
+        balance = settled_balance(self.rt.policies, decision, 0, decision.retry_after)
+        outcome.headers = {**(outcome.headers or {}), **balance.headers()}
+        outcome.headers["Retry-After"] = str(max(1, math.ceil(decision.retry_after)))
+        for error in refused.errors:
+            error.get("extensions", {})["limit"] = balance.binding.remaining
         return outcome
 
     def throttled(self, decision: MultiDecision) -> Outcome:

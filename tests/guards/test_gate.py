@@ -1,4 +1,7 @@
-"""The pre-validation gate: each hostile document is refused quickly with its own code."""
+"""The pre-validation gate: each hostile document is refused quickly with its own code.
+
+Whole hostile HTTP requests (a 900 KB operation name, a hash-first batch, a 10,000-id
+variable) are in tests/server/test_hostile_requests.py."""
 
 from __future__ import annotations
 

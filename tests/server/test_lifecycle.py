@@ -121,9 +121,9 @@ async def test_huge_operation_name_is_refused_with_its_own_code(
 @hsettings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 @given(name=st.text(min_size=301, max_size=1_024, alphabet=st.characters(categories=["L", "N"])))
 def test_no_refusal_echoes_more_than_a_few_hundred_characters(name: str) -> None:
-    from server.operation import bounded_message
+    from server.pipeline import cut
 
-    message = bounded_message(f"Unknown operation named '{name}'.")
+    message = cut(f"Unknown operation named '{name}'.")
     assert len(message) <= 300 and name not in message
 
 
@@ -139,20 +139,37 @@ async def test_unknown_operation_name_message_is_cut(database_url: str) -> None:
 # -- finding 4: measure mode logs and counts bytes and tokens, code and mode as labels ----------
 
 
-async def test_measured_token_limit_is_logged_and_counted(
-    database_url: str, tokens: Tokens, capfd: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("limits", "text", "code"),
+    [
+        (
+            {"max_tokens_mode": "measure"},
+            "# comment\n" * 4_100 + "{ viewer { id } }",
+            "TOKEN_LIMIT_EXCEEDED",
+        ),
+        (
+            {"max_bytes": "1000", "max_bytes_mode": "measure"},
+            "#" + "x" * 2_000 + "\n{ viewer { id } }",
+            "DOCUMENT_TOO_LARGE",
+        ),
+    ],
+    ids=["tokens", "bytes"],
+)
+async def test_measured_bytes_and_tokens_are_logged_and_counted(
+    database_url: str,
+    tokens: Tokens,
+    capfd: pytest.CaptureFixture[str],
+    limits: dict[str, str],
+    text: str,
+    code: str,
 ) -> None:
-    async with serve(database_url, limits={"max_tokens_mode": "measure"}) as http:
-        text = "# comment\n" * 4_100 + "{ viewer { id } }"
+    async with serve(database_url, limits=limits) as http:
         response = await gql(http, text, headers=tokens.headers("CUSTOMER"))
         assert response.status_code == 200 and response.json()["data"]["viewer"]["id"]
         out, err = capfd.readouterr()
-        assert "limit measured (not enforced): TOKEN_LIMIT_EXCEEDED" in out + err
+        assert f"limit measured (not enforced): {code}" in out + err
         metrics = (await http.get("/metrics")).text
-        assert (
-            'tollgate_graphql_refusals_total{code="TOKEN_LIMIT_EXCEEDED",mode="measure"} 1.0'
-            in metrics
-        )
+        assert f'tollgate_graphql_refusals_total{{code="{code}",mode="measure"}} 1.0' in metrics
 
 
 # -- finding 6: headers, extensions and rateLimit tell one balance, after settlement ------------
@@ -317,3 +334,28 @@ async def test_a_cached_refusal_does_not_keep_the_requests_that_hit_it(database_
         while tb is not None:
             depth, tb = depth + 1, tb.tb_next
         assert depth < 10  # one raise's frames, not fifty requests'
+
+
+@pytest.mark.parametrize(
+    ("content", "headers"),
+    [
+        (b"{not json", {"Content-Type": "application/json"}),
+        (b'{"query": "{ __typename }"}', {"Content-Type": "text/plain"}),
+        (
+            b'{"query": "{ __typename }"}',
+            {"Content-Type": "application/json", "Authorization": "Bearer not-a-token"},
+        ),
+    ],
+    ids=["malformed-json", "unsupported-media-type", "bad-token"],
+)
+async def test_requests_refused_before_any_operation_pay_too(
+    database_url: str, content: bytes, headers: dict[str, str]
+) -> None:
+    async with serve(database_url, anonymous_capacity=5, anonymous_restore_rate=0.001) as http:
+        statuses = []
+        for _ in range(7):
+            response = await http.post("/graphql", content=content, headers={**STRICT, **headers})
+            statuses.append(response.status_code)
+        assert statuses[0] in (400, 401, 415) and statuses[-1] == 429, statuses
+        assert response.json()["errors"][0]["extensions"]["code"] == "THROTTLED"
+        assert int(response.headers["retry-after"]) >= 1
