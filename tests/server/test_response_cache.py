@@ -547,3 +547,37 @@ async def test_a_read_after_a_write_never_joins_or_stores_a_read_from_before_it(
     cache.begin(again, CATALOG, prepared, {"first": 1}, principal, bypass=False)
     assert await cache.find(again) is None, "the read from before the write was stored"
     again.release()
+
+
+async def test_batches_are_never_stored_but_their_writes_invalidate(
+    database_url: str, tokens: Tokens
+) -> None:
+    app = create_app(make_settings(database_url, batching=True))
+    headers = {**STRICT, **tokens.headers("ADMIN", "globex")}
+    query = "query($n: Int) { products(first: $n) { nodes { id stock } } }"
+    variables = {"n": 2 + uuid.uuid4().int % 60}
+    async with app.router.lifespan_context(app), await _client(app) as http:
+        batch = await http.post(
+            "/graphql", json=[{"query": query, "variables": variables}] * 2, headers=headers
+        )
+        assert [b["extensions"]["cache"]["status"] for b in batch.json()] == ["BYPASS"] * 2
+        single = (await gql(http, query, variables, headers=headers)).json()
+        assert status(single) == "MISS"  # the batch stored nothing
+        assert status((await gql(http, query, variables, headers=headers)).json()) == "HIT"
+        node = single["data"]["products"]["nodes"][0]
+        version = (
+            await gql(http, "query($id: ID!) { product(id: $id) { version } }", {"id": node["id"]},
+                      headers=headers)
+        ).json()["data"]["product"]["version"]  # fmt: skip
+        update = {
+            "input": {"id": node["id"], "expectedVersion": version, "stock": node["stock"] + 1}
+        }
+        written = await http.post(
+            "/graphql",
+            json=[{"query": UPDATE, "variables": update}, {"query": "{ __typename }"}],
+            headers=headers,
+        )
+        assert written.json()[0]["data"]["updateProduct"]["userErrors"] == []
+        after = (await gql(http, query, variables, headers=headers)).json()
+        assert status(after) == "MISS"
+        assert after["data"]["products"]["nodes"][0]["stock"] == node["stock"] + 1
