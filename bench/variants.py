@@ -91,6 +91,13 @@ CONFIGS: dict[str, dict[str, str]] = {
     "unseen": {},
     # The response cache on (issue #14): ProductCatalog repeated is a hit after the first.
     "cached": {"TOLLGATE_RESPONSE_CACHE": "true"},
+    # The same in Redis (shared by workers; the limiter moves to Redis too), under a prefix of
+    # this run's own.
+    "cached_redis": {
+        "TOLLGATE_RESPONSE_CACHE": "true",
+        "TOLLGATE_REDIS_URL": REDIS_URL,
+        "TOLLGATE_RESPONSE_CACHE_PREFIX": f"tollgate:rc:bench:{os.getpid()}:",
+    },
 }
 REGISTERED_CONFIGS = frozenset({"registered"})
 # Configurations whose responses must (True) or must not (False) carry a RateLimit header.
@@ -103,6 +110,7 @@ LIMITER_ON = {
     "registered": True,
     "unseen": True,
     "cached": True,
+    "cached_redis": True,
 }
 
 
@@ -132,6 +140,7 @@ MEASUREMENTS = (
     # Issue 14: the same ProductCatalog request without the response cache and with it.
     Measurement("uncached", "default", operation=CATALOG),
     Measurement("cached", "cached", operation=CATALOG),
+    Measurement("cached_redis", "cached_redis", operation=CATALOG),
 )
 
 
@@ -158,6 +167,7 @@ COMPARISONS = (
     Comparison("persisted/registered text", "persisted", "registered_text", None, "information"),
     # A hit costs at most a fifth of a miss's server CPU: by_cpu (uncached/cached ms) >= 5.
     Comparison("cached/uncached", "cached", "uncached", 5.0, "issue 14 (by CPU)"),
+    Comparison("cached redis/uncached", "cached_redis", "uncached", 5.0, "issue 14 (by CPU)"),
 )
 
 SHARE_TARGETS = {"cost": 0.02}  # issue 3: pricing under 2% of the request
