@@ -219,17 +219,25 @@ class MemoryResponseStore:
         return None
 
 
-# Store only when no invalidation ran since the lookup (the generation did not move); tag
-# sets live as long as their longest-lived member.
+# Store only when no invalidation ran since the lookup (the generation did not move). The
+# entry's tags are kept in KEYS[3] so that a later store under the same key first leaves the
+# tag sets of the entry it replaces (an invalidation may have dropped that entry but not its
+# membership in its other tags' sets). Tag sets live as long as their longest-lived member.
 _PUT = """
 local current = redis.call('GET', KEYS[1]) or '0'
 if current ~= ARGV[1] then return 0 end
 local ttl = tonumber(ARGV[3])
+for _, old in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+  redis.call('SREM', ARGV[4] .. old, KEYS[2])
+end
+redis.call('DEL', KEYS[3])
 redis.call('SET', KEYS[2], ARGV[2], 'EX', ttl)
-for i = 3, #KEYS do
+for i = 4, #KEYS do
   redis.call('SADD', KEYS[i], KEYS[2])
+  redis.call('SADD', KEYS[3], string.sub(KEYS[i], #ARGV[4] + 1))
   if redis.call('TTL', KEYS[i]) < ttl then redis.call('EXPIRE', KEYS[i], ttl) end
 end
+redis.call('EXPIRE', KEYS[3], ttl)
 return 1
 """
 
@@ -252,8 +260,8 @@ return dropped
 class RedisResponseStore:
     """Responses in Redis, shared by every worker and host (TTL = maxAge).
 
-    Keys: ``<prefix>{<partition>}:g`` (generation), ``...:e:<key>`` (entries) and
-    ``...:t:<tag>`` (tag sets). Every call is one round trip; a failure raises the client's
+    Keys: ``<prefix>{<partition>}:g`` (generation), ``...:e:<key>`` (entries), ``...:k:<key>``
+    (an entry's tags) and ``...:t:<tag>`` (tag sets). Every call is one round trip; a failure raises the client's
     error (the caller decides: a failed lookup is a miss, a failed store is skipped).
     """
 
@@ -283,8 +291,10 @@ class RedisResponseStore:
         if entry.max_age <= 0:
             return False
         base = self._base(partition)
-        keys = [base + "g", base + "e:" + key, *(base + "t:" + t for t in sorted({*tags, ALL}))]
-        stored = await self._put(keys=keys, args=[str(generation), entry.encode(), entry.max_age])
+        tag_keys = [base + "t:" + t for t in sorted({*tags, ALL})]
+        keys = [base + "g", base + "e:" + key, base + "k:" + key, *tag_keys]
+        args = [str(generation), entry.encode(), entry.max_age, base + "t:"]
+        stored = await self._put(keys=keys, args=args)
         return bool(stored)
 
     async def invalidate(self, partition: str, tags: Collection[str]) -> int:

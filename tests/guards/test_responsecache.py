@@ -92,6 +92,7 @@ async def test_redis_entries_expire_after_max_age() -> None:
         base = f"{prefix}{{t1}}:"
         assert 0 < await client.ttl(base + "e:k") <= 7
         assert 0 < await client.ttl(base + "t:Product:1") <= 7
+        assert 0 < await client.ttl(base + "k:k") <= 7
         await store.put("t1", "k2", entry(max_age=30), {"Product:1"}, gen)
         assert await client.ttl(base + "t:Product:1") > 7  # tag sets outlive their members
     finally:
@@ -221,3 +222,70 @@ async def test_redis_failure_raises_for_the_caller_to_decide() -> None:
             await store.get("t", "k")
     finally:
         await dead.aclose()
+
+
+operations = st.lists(
+    st.tuples(
+        st.sampled_from(["get", "put", "invalidate", "stale_put"]),
+        st.sampled_from(["t1", "t2"]),
+        st.sampled_from(["a", "b", "c"]),
+        st.sets(st.sampled_from(["P:1", "P:2", "P:list", "O:1", "*"]), max_size=2),
+    ),
+    min_size=1,
+    max_size=25,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(operations)
+async def test_memory_and_redis_stores_agree_on_any_sequence(
+    steps: list[tuple[str, str, str, set[str]]],
+) -> None:
+    """Gets, stores (fresh or from before an invalidation) and invalidations: both stores
+    answer alike, and like a plain model of tags."""
+    client = await redis_client_or_skip()
+    prefix = f"tg:rc:test:{uuid.uuid4().hex}:"
+    stores: list[ResponseStore] = [MemoryResponseStore(1 << 20), RedisResponseStore(client, prefix)]
+    model: dict[tuple[str, str], set[str]] = {}
+    try:
+        for step, (op, partition, key, tags) in enumerate(steps):
+            answers = []
+            for store in stores:
+                if op == "get":
+                    found, _ = await store.get(partition, key)
+                    answers.append(None if found is None else found.body)
+                elif op in ("put", "stale_put"):
+                    _, generation = await store.get(partition, key)
+                    if op == "stale_put":
+                        generation -= 1  # looked up before the latest invalidation
+                    body = f"{step}".encode()
+                    answers.append(
+                        await store.put(partition, key, entry(body), tags - {"*"}, generation)
+                    )
+                else:
+                    answers.append(await store.invalidate(partition, tags))
+            assert answers[0] == answers[1], (op, partition, key, tags, answers)
+            if op == "get":
+                assert (answers[0] is not None) == ((partition, key) in model)
+            elif op == "put" or (op == "stale_put" and answers[0]):
+                model[(partition, key)] = (tags - {"*"}) | {"*"}
+            elif op == "invalidate":
+                for slot, carried in list(model.items()):
+                    if slot[0] == partition and carried & tags:
+                        del model[slot]
+    finally:
+        await drop_keys(client, prefix)
+        await client.aclose()
+
+
+async def test_a_response_stored_again_carries_only_its_own_tags(store: ResponseStore) -> None:
+    _, gen = await store.get("t1", "a")
+    await store.put("t1", "a", entry(b"1"), {"P:1", "P:2"}, gen)
+    await store.put("t1", "a", entry(b"2"), {"P:3"}, gen)
+    assert await store.invalidate("t1", {"P:1"}) == 0  # the replaced response's tag
+    _, gen = await store.get("t1", "a")
+    assert await store.invalidate("t1", {"P:3"}) == 1
+    _, gen = await store.get("t1", "a")
+    await store.put("t1", "a", entry(b"3"), {"O:1"}, gen)
+    assert await store.invalidate("t1", {"P:2"}) == 0  # left over from the first one
+    assert (await store.get("t1", "a"))[0] == entry(b"3")
