@@ -71,7 +71,7 @@ class Settings(BaseSettings):
 
     # Response cache (docs/caching.md): in process unless redis_url is set.
     response_cache: bool = True
-    response_cache_max_bytes: int = 64 * 1024 * 1024
+    response_cache_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     response_cache_hit_price: int = Field(default=1, ge=1)
     response_cache_prefix: str = "tollgate:rc:"
 
