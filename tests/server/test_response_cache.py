@@ -581,3 +581,13 @@ async def test_batches_are_never_stored_but_their_writes_invalidate(
         after = (await gql(http, query, variables, headers=headers)).json()
         assert status(after) == "MISS"
         assert after["data"]["products"]["nodes"][0]["stock"] == node["stock"] + 1
+
+
+@pytest.mark.parametrize(
+    "override", [{"response_cache_max_bytes": 10}, {"response_cache_hit_price": 0}]
+)
+def test_cache_settings_are_validated(override: dict[str, int]) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=next(iter(override))):
+        make_settings("sqlite+aiosqlite:///:memory:", **override)
