@@ -11,9 +11,11 @@ policy follows Apollo Server's rules:
 
 The same walk finds what a cached response must be invalidated by (its *static tags*):
 ``T:list`` for every list of entities of type ``T`` it selects (a Relay connection counts as
-one), ``T`` for every entity of type ``T`` it shows without selecting ``id`` (so the
-entity's own tag cannot be read from the data), and the ID arguments it passes (a lookup of
-an id that does not exist yet). An *entity type* is an object type with an ``id: ID`` field.
+one) unless the list hangs under an entity whose ``id`` the response carries (a write that
+changes such a list invalidates that parent's own tag), ``T`` for every entity of type ``T``
+it shows without selecting ``id`` (so the entity's own tag cannot be read from the data), and
+the ID arguments it passes (a lookup of an id that does not exist yet). An *entity type* is
+an object type with an ``id: ID`` field.
 
     control = CacheControl.from_sdl(sdl)
     info = control.analyse(document, "ProductCatalog")
@@ -279,11 +281,20 @@ class CacheControl:
         fragments: dict[str, FragmentDefinitionNode],
         *,
         root: bool = False,
+        anchored: bool = False,
+        identified: bool = False,
     ) -> None:
         fields: list[tuple[str | None, FieldNode]] = []
         self._flatten(parent, selection_set, fragments, None, fields)
         if not root:
-            self._entity_tags(walk, parent, fields)
+            # An entity looked up by an ID argument is named by that argument's tag.
+            uncovered = set() if identified else self._entity_tags(walk, parent, fields)
+            if any(p.name in self.entity_types for p in self._possible(parent)):
+                # Lists below hang under an entity: identified when every type it may be
+                # carries its id. Connections and edges pass their parent's answer down.
+                anchored = not uncovered
+        else:
+            anchored = False
         for condition, node in fields:
             name = node.name.value
             if name == "__typename":
@@ -320,12 +331,19 @@ class CacheControl:
                     walk.contribute(0, f"{where} has no @cacheControl hint")
             if composite:
                 element = self._list_element(named) if not is_list else named
-                if element is not None and (is_list or element is not named):
+                if element is not None and (is_list or element is not named) and not anchored:
                     for possible in self._possible(element):
                         if possible.name in self.entity_types:
                             walk.tags.add(f"{possible.name}:list")
                 if node.selection_set is not None:
-                    self._selections(walk, named, node.selection_set, fragments)
+                    self._selections(
+                        walk,
+                        named,
+                        node.selection_set,
+                        fragments,
+                        anchored=anchored,
+                        identified=not is_list and self._looked_up(node, definition),
+                    )
 
     def _list_element(self, named: GraphQLNamedType) -> GraphQLNamedType | None:
         """A Relay connection's node type (an object with a ``nodes`` list), else itself."""
@@ -338,8 +356,10 @@ class CacheControl:
 
     def _entity_tags(
         self, walk: _Walk, parent: GraphQLNamedType, fields: list[tuple[str | None, FieldNode]]
-    ) -> None:
-        """Tag ``T`` for each entity type shown here without an ``id`` the data will carry."""
+    ) -> set[str]:
+        """Tag ``T`` for each entity type shown here without an ``id`` the data will carry;
+        returns those types."""
+        uncovered: set[str] = set()
         for possible in self._possible(parent):
             if possible.name not in self.entity_types:
                 continue
@@ -352,6 +372,20 @@ class CacheControl:
             )
             if not covered:
                 walk.tags.add(possible.name)
+                uncovered.add(possible.name)
+        return uncovered
+
+    @staticmethod
+    def _looked_up(node: FieldNode, definition: GraphQLField) -> bool:
+        """A field given one ID (not a list of them): it returns the entity that id names."""
+        for argument in node.arguments or ():
+            arg_def = definition.args.get(argument.name.value)
+            if arg_def is None:
+                continue
+            is_list, named = _unwrap(arg_def.type)
+            if named is GraphQLID and not is_list and not node.directives:
+                return True
+        return False
 
     @staticmethod
     def _ids(walk: _Walk, node: FieldNode, definition: GraphQLField) -> None:

@@ -54,11 +54,16 @@ class RequestContext:
             raise Unauthenticated("Authentication required.")
         return user_id
 
-    def touched(self, type_name: str, *keys: uuid.UUID, lists: bool = False) -> None:
-        """Record writes to entities of ``type_name`` (and, with ``lists``, to its lists)."""
-        if keys:
+    def touched(
+        self, type_name: str, *keys: uuid.UUID, lists: bool = False, fields: bool = True
+    ) -> None:
+        """Record writes to entities of ``type_name`` (and, with ``lists``, to its lists).
+
+        ``fields=False``: only lists below these entities changed (their own fields did not).
+        """
+        if keys and fields:
             self.cache_tags.add(type_name)
-            self.cache_tags.update(f"{type_name}:{key.hex}" for key in keys)
+        self.cache_tags.update(f"{type_name}:{key.hex}" for key in keys)
         if lists:
             self.cache_tags.add(f"{type_name}:list")
 

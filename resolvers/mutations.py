@@ -221,7 +221,8 @@ async def create_order(
         )
         order = (await conn.execute(select(ORDERS).where(ORDERS.c.id == order_id))).one()
         ctx.touched("Product", *quantities)  # stock
-        ctx.touched("Order", order_id, lists=True)
+        ctx.touched("Order", order_id, lists=True, fields=False)  # a new order
+        ctx.touched("User", user_id, fields=False)  # the customer's orders
         return Outcome(row=order)
 
     try:
@@ -348,6 +349,7 @@ async def _transition(
                 UserErrorCode.VERSION_CONFLICT, "The order changed meanwhile.", ["expectedVersion"]
             )
         ctx.touched("Order", order_id, lists=True)  # status filters move it between lists
+        ctx.touched("User", row.customer_id, fields=False)
         if restore_stock:
             items = (
                 await conn.execute(
@@ -468,8 +470,9 @@ async def add_review(
                 created_at=_now(),
             )
         )
-        ctx.touched("Product", product_id)  # averageRating
-        ctx.touched("Review", review_id, lists=True)
+        ctx.touched("Product", product_id)  # averageRating and its reviews
+        ctx.touched("Review", review_id, lists=True, fields=False)  # a new review
+        ctx.touched("User", user_id, fields=False)  # the author's reviews
         return Outcome(
             row=(await conn.execute(select(REVIEWS).where(REVIEWS.c.id == review_id))).one()
         )
@@ -526,7 +529,7 @@ async def create_product(ctx: RequestContext, values: dict[str, Any]) -> Outcome
             )
         )
         row = (await conn.execute(select(PRODUCTS).where(PRODUCTS.c.id == product_id))).one()
-        ctx.touched("Product", product_id, lists=True)
+        ctx.touched("Product", product_id, lists=True, fields=False)  # a new product
         return Outcome(row=row)
 
     return await _run(ctx, work)

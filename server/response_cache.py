@@ -241,14 +241,16 @@ class ResponseCache:
         info = state.info
         assert info is not None
         tags = entity_tags(data, set(info.tags))
-        for name in info.id_variables:
-            values = state.variables.get(name)
-            for value in values if isinstance(values, list) else [values]:
-                if (tag := _entity_tag(value)) is not None:
+        given = [state.variables.get(name) for name in info.id_variables]
+        for value in [*given, *info.id_literals]:
+            for item in value if isinstance(value, list) else [value]:
+                tag = _entity_tag(item)
+                if tag is None and item is not None:
+                    # An entity looked up by an id that names nothing of ours: no tag could
+                    # ever invalidate the answer, so it is not kept.
+                    return
+                if tag is not None:
                     tags.add(tag)
-        for literal in info.id_literals:
-            if (tag := _entity_tag(literal)) is not None:
-                tags.add(tag)
         entry = CachedResponse(body, time.time(), state.policy.max_age, state.policy.scope)
         try:
             stored = await self.backend.put(

@@ -29,8 +29,11 @@ type Item implements Node @cacheControl(maxAge: 300) {
   tags: [Tag!]!
   inherited: Tag @cacheControl(inheritMaxAge: true)
   price: Money!
+  friends(first: Int): PersonConnection! @cacheControl(maxAge: 100)
 }
 type Person implements Node { id: ID!, name: String! }
+type PersonConnection { nodes: [Person!]!, edges: [PersonEdge!]!, totalCount: Int! }
+type PersonEdge { node: Person! }
 type Tag @cacheControl(maxAge: 45) { label: String! }
 type Money @cacheControl(inheritMaxAge: true) { amount: Int! }
 type ItemConnection { nodes: [Item!]!, totalCount: Int! }
@@ -95,24 +98,24 @@ def test_fragments_are_followed(control: CacheControl) -> None:
 def test_static_tags_lists_id_less_entities_and_id_arguments(control: CacheControl) -> None:
     info = control.analyse(
         parse(
-            "query($i: ID!, $j: ID!) { items { totalCount } item(id: $i) { name } "
+            "query($i: ID!, $j: ID!) { items { totalCount } bare { name } item(id: $i) { name } "
             'many(ids: [$j, "lit"]) { id } }'
         ),
         None,
     )
-    # The connection is a list of Items; item is shown without its id; Node's possible
-    # types are listed by many (a list) but carry their ids.
+    # The connection is a list of Items; bare shows an Item without its id (item(id:) is
+    # named by its argument); Node's possible types are listed by many, with their ids.
     assert {"Item:list", "Item", "Person:list"} <= info.tags
     assert "Person" not in info.tags
     assert info.id_variables == ("i", "j") and info.id_literals == ("lit",)
+    looked_up = control.analyse(parse('{ item(id: "x") { name owner { id } } }'), None)
+    assert "Item" not in looked_up.tags and looked_up.id_literals == ("x",)
 
 
 def test_an_aliased_or_conditional_id_does_not_count(control: CacheControl) -> None:
-    aliased = control.analyse(parse("{ item(id: 1) { key: id } }"), None)
-    skipped = control.analyse(
-        parse("query($s: Boolean!) { item(id: 1) { id @skip(if: $s) } }"), None
-    )
-    plain = control.analyse(parse("{ item(id: 1) { id } }"), None)
+    aliased = control.analyse(parse("{ bare { key: id } }"), None)
+    skipped = control.analyse(parse("query($s: Boolean!) { bare { id @skip(if: $s) } }"), None)
+    plain = control.analyse(parse("{ bare { id } }"), None)
     assert "Item" in aliased.tags and "Item" in skipped.tags and "Item" not in plain.tags
 
 
@@ -169,3 +172,20 @@ def test_an_interface_takes_its_possible_types_hints() -> None:
         """
     )
     assert policy(bare, '{ node(id: "x") { id } }') == CachePolicy(20, "PRIVATE")
+
+
+def test_a_list_under_an_identified_entity_is_its_parent_s(control: CacheControl) -> None:
+    """A write to such a list invalidates the parent's own tag, read from the data."""
+    anchored = control.analyse(
+        parse("{ bare { id friends { totalCount edges { node { id } } } } }"), None
+    )
+    assert "Person:list" not in anchored.tags and "Item" not in anchored.tags
+    loose = control.analyse(parse("{ bare { name friends { nodes { id } } } }"), None)
+    assert {"Person:list", "Item"} <= loose.tags
+    by_argument = control.analyse(parse('{ item(id: "x") { friends { nodes { id } } } }'), None)
+    assert "Person:list" not in by_argument.tags
+    under_a_list = control.analyse(
+        parse("{ items { nodes { id friends { nodes { name } } } } }"), None
+    )
+    assert "Item:list" in under_a_list.tags and "Person:list" not in under_a_list.tags
+    assert "Person" in under_a_list.tags  # shown without their ids

@@ -591,3 +591,39 @@ def test_cache_settings_are_validated(override: dict[str, int]) -> None:
 
     with pytest.raises(ValidationError, match=next(iter(override))):
         make_settings("sqlite+aiosqlite:///:memory:", **override)
+
+
+async def test_a_write_invalidates_exactly_what_it_changed(cached: Cached, tokens: Tokens) -> None:
+    """An order drops its product and its customer's profile, not another product."""
+    tag = uuid.uuid4().hex[:10]
+    kept, _ = await _new_product(cached, tokens, f"{tag}-kept")
+    taken, _ = await _new_product(cached, tokens, f"{tag}-taken")
+    customer = tokens.headers("CUSTOMER2", "acme")
+    profile = operation("ViewerProfile")
+    for _ in range(2):
+        reads = [
+            await cached.post(PRODUCT, customer, variables={"id": kept}),
+            await cached.post(PRODUCT, customer, variables={"id": taken}),
+            await cached.post(profile, customer),
+        ]
+    assert [status(r) for r in reads] == ["HIT"] * 3
+    ordered = await cached.post(
+        "mutation($input: CreateOrderInput!) { createOrder(input: $input) { order { number } "
+        "userErrors { code } } }",
+        customer,
+        variables={
+            "input": {
+                "idempotencyKey": f"rc-{tag}",
+                "currency": "USD",
+                "items": [{"productId": taken, "quantity": 1}],
+            }
+        },
+    )
+    number = ordered["data"]["createOrder"]["order"]["number"]
+    still = await cached.post(PRODUCT, customer, variables={"id": kept})
+    changed = await cached.post(PRODUCT, customer, variables={"id": taken})
+    mine = await cached.post(profile, customer)
+    assert status(still) == "HIT"  # not written: still served from the cache
+    assert status(changed) == "MISS" and changed["data"]["product"]["stock"] == 4
+    assert status(mine) == "MISS"
+    assert number in [o["number"] for o in mine["data"]["viewer"]["orders"]["nodes"]]
