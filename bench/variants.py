@@ -7,7 +7,9 @@
 2. Starts one ``python -m server serve`` (1 worker, pinned to core 0) per configuration:
    ``default`` (every guard, the in-memory limiter, access log and metrics on, tracing off),
    ``unguarded`` (no limiter, every limit mode ``off``), ``ratelimit_none``,
-   ``ratelimit_redis`` and ``observability_off``. Access logs go to files.
+   ``ratelimit_redis``, ``observability_off`` and ``cached`` (the response cache on; every
+   other configuration runs without it). Access logs go to files. ``uncached`` and ``cached``
+   send ProductCatalog instead of OrdersPage: a miss's work against a hit's (issue 14).
 3. Checks every server answers OrdersPage with the same ``data`` (and the persisted form too)
    and that the limiter runs exactly where it should (the ``RateLimit`` response header).
 4. Loads each measurement with wrk (pinned to core 1), round after round (A B A B), so slow
@@ -87,6 +89,15 @@ CONFIGS: dict[str, dict[str, str]] = {
     # The default configuration again, for text the server has never seen: its document
     # cache fills with a thousand parsed documents, which must not weigh on "default".
     "unseen": {},
+    # The response cache on (issue #14): ProductCatalog repeated is a hit after the first.
+    "cached": {"TOLLGATE_RESPONSE_CACHE": "true"},
+    # The same in Redis (shared by workers; the limiter moves to Redis too), under a prefix of
+    # this run's own.
+    "cached_redis": {
+        "TOLLGATE_RESPONSE_CACHE": "true",
+        "TOLLGATE_REDIS_URL": REDIS_URL,
+        "TOLLGATE_RESPONSE_CACHE_PREFIX": f"tollgate:rc:bench:{os.getpid()}:",
+    },
 }
 REGISTERED_CONFIGS = frozenset({"registered"})
 # Configurations whose responses must (True) or must not (False) carry a RateLimit header.
@@ -98,6 +109,8 @@ LIMITER_ON = {
     "observability_off": True,
     "registered": True,
     "unseen": True,
+    "cached": True,
+    "cached_redis": True,
 }
 
 
@@ -111,8 +124,10 @@ class Measurement:
     # Each request's text ends with a comment holding a request counter: a document the
     # server has never seen, so it is parsed, validated and priced (its cache always misses).
     unseen: bool = False
+    operation: str = OPERATION
 
 
+CATALOG = "ProductCatalog"
 MEASUREMENTS = (
     Measurement("default", "default"),
     Measurement("unguarded", "unguarded"),
@@ -122,6 +137,10 @@ MEASUREMENTS = (
     Measurement("persisted", "registered", persisted=True),
     Measurement("registered_text", "registered"),
     Measurement("text_unseen", "unseen", unseen=True),
+    # Issue 14: the same ProductCatalog request without the response cache and with it.
+    Measurement("uncached", "default", operation=CATALOG),
+    Measurement("cached", "cached", operation=CATALOG),
+    Measurement("cached_redis", "cached_redis", operation=CATALOG),
 )
 
 
@@ -146,6 +165,9 @@ COMPARISONS = (
     Comparison("persisted/new text", "persisted", "text_unseen", 1.30, "issue 5"),
     Comparison("persisted/repeated text", "persisted", "default", None, "information"),
     Comparison("persisted/registered text", "persisted", "registered_text", None, "information"),
+    # A hit costs at most a fifth of a miss's server CPU: by_cpu (uncached/cached ms) >= 5.
+    Comparison("cached/uncached", "cached", "uncached", 5.0, "issue 14 (by CPU)"),
+    Comparison("cached redis/uncached", "cached_redis", "uncached", 5.0, "issue 14 (by CPU)"),
 )
 
 SHARE_TARGETS = {"cost": 0.02}  # issue 3: pricing under 2% of the request
@@ -161,9 +183,9 @@ def server_env(db_path: Path, config: str, base: Mapping[str, str] | None = None
     return {**env, **server_settings(db_path), **CONFIGS[config]}
 
 
-def text_body(text: str) -> bytes:
+def text_body(text: str, operation: str = OPERATION) -> bytes:
     """The request that sends the operation as text."""
-    return orjson.dumps({"query": text, "variables": VARIABLES, "operationName": OPERATION})
+    return orjson.dumps({"query": text, "variables": VARIABLES, "operationName": operation})
 
 
 def persisted_body(text: str) -> bytes:
@@ -367,7 +389,7 @@ def check_servers(
 ) -> dict[str, Any]:
     """POST every measurement once: 200, no errors, the default's data, limiter as configured."""
     checks: dict[str, Any] = {}
-    reference: Any = None
+    references: dict[str, Any] = {}  # per operation: the first measurement's data
     with httpx.Client(timeout=60) as client:
         for m in MEASUREMENTS:
             response = client.post(
@@ -378,8 +400,7 @@ def check_servers(
             payload = response.json()
             if response.status_code != 200 or payload.get("errors") or not payload.get("data"):
                 raise RuntimeError(f"{m.name}: HTTP {response.status_code} {str(payload)[:500]}")
-            if reference is None:
-                reference = payload["data"]
+            reference = references.setdefault(m.operation, payload["data"])
             difference = first_difference(reference, payload["data"])
             has_limit = "ratelimit" in response.headers
             if difference is not None:
@@ -579,11 +600,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     db_path = args.db.resolve()
     ensure_database(db_path)
     text = read_operation(OPERATION, args.operations_dir)
+    texts = {m.operation: read_operation(m.operation, args.operations_dir) for m in MEASUREMENTS}
     token = mint_token(db_path)
     bodies = {
-        m.name: persisted_body(text)
+        m.name: persisted_body(texts[m.operation])
         if m.persisted
-        else text_body(f"{text}\n# {VARY}" if m.unseen else text)
+        else text_body(
+            f"{texts[m.operation]}\n# {VARY}" if m.unseen else texts[m.operation], m.operation
+        )
         for m in MEASUREMENTS
     }
     headers = _headers(token)
@@ -678,7 +702,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "server_overrides": CONFIGS,
             "on_a_copy_of_the_db_with_OrdersPage_registered": sorted(REGISTERED_CONFIGS),
             "measurements": {
-                m.name: {"config": m.config, "sent_as": "documentId" if m.persisted else "text"}
+                m.name: {
+                    "config": m.config,
+                    "operation": m.operation,
+                    "sent_as": "documentId" if m.persisted else "text",
+                }
                 for m in MEASUREMENTS
             },
         },

@@ -31,6 +31,9 @@ HTTP_METHODS = frozenset({"GET", "POST", "HEAD", "OPTIONS", "PUT", "PATCH", "DEL
 RATELIMIT_DECISIONS = frozenset({"allowed", "throttled", "error"})
 DEPENDENCIES = frozenset({"database", "redis"})
 WEBHOOK_OUTCOMES = frozenset({"delivered", "retry", "failed", "disabled", "lost"})
+RESPONSE_CACHE_EVENTS = frozenset(
+    {"hit", "miss", "bypass", "store", "eviction", "invalidation", "dropped", "error"}
+)
 LIMIT_MODES = frozenset({"enforce", "measure"})
 _GRAPHQL_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]{0,99}")
 _CODE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
@@ -246,6 +249,14 @@ class Metrics:
             registry=registry,
             buckets=HTTP_BUCKETS,
         )
+        self.response_cache_events_total = Counter(
+            "response_cache_events_total",
+            "Response cache events: hit, miss, bypass, store, eviction, invalidation "
+            "(one per mutation that invalidated), dropped (responses it dropped), error.",
+            ["event"],
+            namespace=ns,
+            registry=registry,
+        )
         self._route = _BoundedLabel(re.compile(r"/[A-Za-z0-9_./{}-]{0,99}"), 50)
         self._code = _BoundedLabel(_CODE)
         self._policy = _BoundedLabel(_CODE, 50)
@@ -346,6 +357,13 @@ class Metrics:
             self.webhook_deliveries_total.labels("failed").inc()
         if outcome == "disabled":
             self.webhook_endpoints_disabled_total.inc()
+
+    def response_cache(self, event: str, count: int = 1) -> None:
+        """Count response-cache events (see ``RESPONSE_CACHE_EVENTS``)."""
+        if event not in RESPONSE_CACHE_EVENTS:
+            raise ValueError(f"unknown response-cache event {event!r}")
+        if count > 0:
+            self.response_cache_events_total.labels(event).inc(count)
 
     def render(self, accept: str | None = None) -> tuple[bytes, str]:
         """Return the exposition (body, content type); sums all workers in multiprocess mode.

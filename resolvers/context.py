@@ -39,6 +39,9 @@ class RequestContext:
     max_page_size: int = 100
     rate_limit: RateLimitInfo | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # What this request's writes changed, as response-cache tags ("Product:<hex>",
+    # "Order:list", "*"): the server invalidates them before the response is sent.
+    cache_tags: set[str] = field(default_factory=set)
 
     @property
     def tenant_id(self) -> uuid.UUID | None:
@@ -50,6 +53,19 @@ class RequestContext:
         if self.principal.anonymous or user_id is None or self.principal.tenant_id is None:
             raise Unauthenticated("Authentication required.")
         return user_id
+
+    def touched(
+        self, type_name: str, *keys: uuid.UUID, lists: bool = False, fields: bool = True
+    ) -> None:
+        """Record writes to entities of ``type_name`` (and, with ``lists``, to its lists).
+
+        ``fields=False``: only lists below these entities changed (their own fields did not).
+        """
+        if keys and fields:
+            self.cache_tags.add(type_name)
+        self.cache_tags.update(f"{type_name}:{key.hex}" for key in keys)
+        if lists:
+            self.cache_tags.add(f"{type_name}:list")
 
     def require_tenant(self) -> uuid.UUID:
         tenant_id = self.principal.tenant_id

@@ -222,6 +222,9 @@ async def create_order(
         )
         order = (await conn.execute(select(ORDERS).where(ORDERS.c.id == order_id))).one()
         await outbox.emit_order(conn, ctx.require_tenant(), "ORDER_CREATED", order)
+        ctx.touched("Product", *quantities)  # stock
+        ctx.touched("Order", order_id, lists=True, fields=False)  # a new order
+        ctx.touched("User", user_id, fields=False)  # the customer's orders
         return Outcome(row=order)
 
     try:
@@ -347,6 +350,8 @@ async def _transition(
             raise UserFailure(
                 UserErrorCode.VERSION_CONFLICT, "The order changed meanwhile.", ["expectedVersion"]
             )
+        ctx.touched("Order", order_id, lists=True)  # status filters move it between lists
+        ctx.touched("User", row.customer_id, fields=False)
         if restore_stock:
             items = (
                 await conn.execute(
@@ -361,6 +366,7 @@ async def _transition(
                     .where(PRODUCTS.c.id == item.product_id)
                     .values(stock=PRODUCTS.c.stock + item.quantity, version=PRODUCTS.c.version + 1)
                 )
+            ctx.touched("Product", *(item.product_id for item in items))
         await outbox.emit_order(conn, ctx.require_tenant(), outbox.ORDER_TOPICS[target], changed)
         return Outcome(row=changed)
 
@@ -467,6 +473,9 @@ async def add_review(
                 created_at=_now(),
             )
         )
+        ctx.touched("Product", product_id)  # averageRating and its reviews
+        ctx.touched("Review", review_id, lists=True, fields=False)  # a new review
+        ctx.touched("User", user_id, fields=False)  # the author's reviews
         return Outcome(
             row=(await conn.execute(select(REVIEWS).where(REVIEWS.c.id == review_id))).one()
         )
@@ -523,6 +532,7 @@ async def create_product(ctx: RequestContext, values: dict[str, Any]) -> Outcome
             )
         )
         row = (await conn.execute(select(PRODUCTS).where(PRODUCTS.c.id == product_id))).one()
+        ctx.touched("Product", product_id, lists=True, fields=False)  # a new product
         return Outcome(row=row)
 
     return await _run(ctx, work)
@@ -571,6 +581,8 @@ async def update_product(
                 ["expectedVersion"],
             )
         await outbox.emit_product(conn, ctx.require_tenant(), "PRODUCT_UPDATED", changed)
+        # A new name or price can move it within, into or out of sorted and searched lists.
+        ctx.touched("Product", product_id, lists=bool({"name", "price"} & values.keys()))
         return Outcome(row=changed)
 
     return await _run(ctx, work)

@@ -419,6 +419,8 @@ async def erase_for(ctx: RequestContext, user_global_id: str) -> EraseOutcome:
         )
     finally:
         ctx.loaders.clear_all()
+        # Names, emails, notes and review bodies anywhere in the tenant: every cached answer.
+        ctx.cache_tags.add("*")
     if report is None:
         return EraseOutcome(
             errors=[UserFailure(UserErrorCode.NOT_FOUND, "No such user.", ["userId"])]

@@ -10,6 +10,7 @@ from strawberry.types import Info
 from resolvers import mutations, queries
 from resolvers.errors import BadUserInput, UserFailure
 from schema import fields
+from schema.caching import PRIVATE, CacheControl
 from schema.directives import PAGE, ListSize
 from schema.enums import (
     OrderSortField,
@@ -79,11 +80,16 @@ class Query:
         ctx = info.context
         return [_node(await queries.node(ctx, global_id)) for global_id in ids]
 
-    @strawberry.field(description="The authenticated caller.")
+    @strawberry.field(
+        description="The authenticated caller.",
+        directives=[CacheControl(max_age=30, scope=PRIVATE)],
+    )
     async def viewer(self, info: Info) -> User:
         return User.from_row(await fields.VIEWER.resolve(info.context, None, {}))
 
-    @strawberry.field(description="STAFF and ADMIN only.", directives=[PAGE])
+    @strawberry.field(
+        description="STAFF and ADMIN only.", directives=[PAGE, CacheControl(max_age=60)]
+    )
     async def users(
         self,
         info: Info,
@@ -94,7 +100,9 @@ class Query:
         args = {"first": first, "after": after, "role": role}
         return UserConnection.of(await fields.USERS.resolve(info.context, None, args))  # type: ignore[attr-defined,no-any-return]
 
-    @strawberry.field(description="The tenant's product catalog.", directives=[PAGE])
+    @strawberry.field(
+        description="The tenant's product catalog.", directives=[PAGE, CacheControl(max_age=60)]
+    )
     async def products(
         self,
         info: Info,
@@ -106,14 +114,14 @@ class Query:
         args = {"first": first, "after": after, "search": search, "orderBy": order_by}
         return ProductConnection.of(await fields.PRODUCTS.resolve(info.context, None, args))  # type: ignore[attr-defined,no-any-return]
 
-    @strawberry.field(description="One product by id.")
+    @strawberry.field(description="One product by id.", directives=[CacheControl(max_age=60)])
     async def product(self, info: Info, id: strawberry.ID) -> Product | None:
         row = await fields.PRODUCT.resolve(info.context, None, {"id": id})
         return None if row is None else Product.from_row(row)
 
     @strawberry.field(
         description="CUSTOMER sees their own orders; STAFF and ADMIN see every order of their tenant.",
-        directives=[PAGE],
+        directives=[PAGE, CacheControl(max_age=30, scope=PRIVATE)],
     )
     async def orders(
         self,
@@ -126,7 +134,10 @@ class Query:
         args = {"first": first, "after": after, "status": status, "orderBy": order_by}
         return OrderConnection.of(await fields.ORDERS.resolve(info.context, None, args))  # type: ignore[attr-defined,no-any-return]
 
-    @strawberry.field(description="One order by id; another customer's order reads as missing.")
+    @strawberry.field(
+        description="One order by id; another customer's order reads as missing.",
+        directives=[CacheControl(max_age=30, scope=PRIVATE)],
+    )
     async def order(self, info: Info, id: strawberry.ID) -> Order | None:
         row = await fields.ORDER.resolve(info.context, None, {"id": id})
         return None if row is None else Order.from_row(row)

@@ -13,6 +13,7 @@ from strawberry.types import Info
 from loaders import Page
 from resolvers.ids import encode_cursor, to_global_id
 from schema import fields
+from schema.caching import INHERIT, PRIVATE, CacheControl
 from schema.directives import PAGE, Cost, ListSize
 from schema.enums import Currency, OrderStatus, Role, UserErrorCode
 from schema.fields import Conn
@@ -26,7 +27,7 @@ class Node:
     id: strawberry.ID = strawberry.field(description="Opaque global id; clients must not parse it.")
 
 
-@strawberry.type(description="Relay page information.")
+@strawberry.type(description="Relay page information.", directives=[INHERIT])
 class PageInfo:
     has_next_page: bool = strawberry.field(description="More items follow this page.")
     has_previous_page: bool = strawberry.field(description="Items precede this page.")
@@ -39,7 +40,7 @@ class PageInfo:
 @strawberry.type(
     description="An amount of money in a currency.",
     # A value read from its parent's row, with no I/O of its own: it costs nothing.
-    directives=[Cost(weight=0)],
+    directives=[Cost(weight=0), INHERIT],
 )
 class Money:
     amount: Decimal = strawberry.field(description="The amount, exact.")
@@ -54,7 +55,8 @@ def money(amount: Decimal, currency: str) -> Money:
     description=(
         "GitHub-style view of the caller's query budget. With dryRun the rest of the "
         "operation is priced but not executed or charged."
-    )
+    ),
+    directives=[CacheControl(max_age=0)],  # the caller's budget: never cached
 )
 class RateLimit:
     limit: int = strawberry.field(description="Points the bucket holds when full.")
@@ -81,7 +83,10 @@ def _page_info(page: Page, sort: str) -> PageInfo:
     )
 
 
-@strawberry.type(description="A person of a tenant: a customer, staff member or admin.")
+@strawberry.type(
+    description="A person of a tenant: a customer, staff member or admin.",
+    directives=[CacheControl(max_age=60)],
+)
 class User(Node):
     id: strawberry.ID = strawberry.field(description="Opaque global id; clients must not parse it.")
     name: str = strawberry.field(description="Display name.")
@@ -102,11 +107,15 @@ class User(Node):
     @strawberry.field(
         description="Visible to the user themself, STAFF and ADMIN; FORBIDDEN for anyone else.",
         permission_classes=[CanReadEmail],
+        directives=[CacheControl(scope=PRIVATE)],  # the user themself may read it: per subject
     )
     def email(self) -> str | None:
         return self.row.email  # type: ignore[no-any-return]
 
-    @strawberry.field(description="The user's orders, newest first.", directives=[PAGE])
+    @strawberry.field(
+        description="The user's orders, newest first.",
+        directives=[PAGE, CacheControl(scope=PRIVATE)],  # a customer sees only their own
+    )
     async def orders(
         self,
         info: Info,
@@ -125,7 +134,7 @@ class User(Node):
         return ReviewConnection.of(await fields.USER_REVIEWS.resolve(_ctx(info), self.row, args))  # type: ignore[no-any-return]
 
 
-@strawberry.type(description="Something a tenant sells.")
+@strawberry.type(description="Something a tenant sells.", directives=[CacheControl(max_age=60)])
 class Product(Node):
     id: strawberry.ID = strawberry.field(description="Opaque global id; clients must not parse it.")
     sku: str = strawberry.field(description="Stock-keeping unit, unique within the tenant.")
@@ -185,7 +194,7 @@ class Product(Node):
         )
 
 
-@strawberry.type(description="A line of an order.")
+@strawberry.type(description="A line of an order.", directives=[INHERIT])
 class OrderItem:
     id: strawberry.ID = strawberry.field(description="Opaque global id.")
     quantity: int = strawberry.field(description="Units ordered.")
@@ -215,7 +224,9 @@ class OrderItem:
         return money(self.row.unit_price * self.row.quantity, self.currency)
 
 
-@strawberry.type(description="A customer's order.")
+@strawberry.type(
+    description="A customer's order.", directives=[CacheControl(max_age=30, scope=PRIVATE)]
+)
 class Order(Node):
     id: strawberry.ID = strawberry.field(description="Opaque global id; clients must not parse it.")
     number: str = strawberry.field(
@@ -269,7 +280,9 @@ class Order(Node):
         return [OrderItem.from_row(row, currency) for row in rows]
 
 
-@strawberry.type(description="A customer's rating of a product.")
+@strawberry.type(
+    description="A customer's rating of a product.", directives=[CacheControl(max_age=60)]
+)
 class Review(Node):
     id: strawberry.ID = strawberry.field(description="Opaque global id; clients must not parse it.")
     rating: int = strawberry.field(description="1 to 5.")
@@ -313,6 +326,7 @@ def _connection(node_type: type, name: str) -> tuple[type, type]:
             },
         ),
         description=f"An edge to a {name}.",
+        directives=[INHERIT],
     )
 
     async def total_count(self: Any) -> int:
@@ -352,6 +366,7 @@ def _connection(node_type: type, name: str) -> tuple[type, type]:
             },
         ),
         description=f"A page of {name} items.",
+        directives=[INHERIT],
     )
     return edge, connection
 

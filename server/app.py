@@ -21,8 +21,10 @@ from starlette.staticfiles import StaticFiles
 from auth import policy
 from auth.tokens import AuthError, TokenVerifier, parse_bearer
 from database.engine import make_engine, ping
+from guards.cachecontrol import CacheControl
 from guards.limits import Limits
 from guards.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from guards.responsecache import MemoryResponseStore, RedisResponseStore, ResponseStore
 from observability import Metrics, OperationTracer, configure_logging, configure_tracing
 from observability.request_id import RequestIdMiddleware
 from observability.tracing import instrument_redis, instrument_sqlalchemy
@@ -38,6 +40,7 @@ from server.middleware import (
 )
 from server.pipeline import GraphQLPipeline
 from server.registry import analyser, registry_routes
+from server.response_cache import ResponseCache
 from server.settings import Settings
 from server.webhooks import webhook_egress, webhook_worker
 
@@ -104,6 +107,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         apq_enabled=settings.apq,
     )
     verifier = TokenVerifier(settings.jwt())
+    response_cache = _response_cache(settings, sdl, redis_client, metrics)
     endpoint = GraphQLEndpoint(
         settings=settings,
         pipeline=pipeline,
@@ -114,6 +118,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         metrics=metrics,
         tracer=tracer,
         registry=registry,
+        response_cache=response_cache,
     )
 
     def metrics_refusal(request: Request) -> Response | None:
@@ -243,4 +248,32 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.sdl = sdl
     app.state.registry = registry
     app.state.webhook_worker = worker
+    app.state.response_cache = response_cache
     return app
+
+
+def _response_cache(
+    settings: Settings, sdl: str, redis_client: aioredis.Redis | None, metrics: Metrics | None
+) -> ResponseCache | None:
+    """The response cache: in Redis when configured (shared), else in this process."""
+    if not settings.response_cache:
+        return None
+    store: ResponseStore
+    if redis_client is not None:
+        store = RedisResponseStore(redis_client, prefix=settings.response_cache_prefix)
+    elif settings.workers > 1:
+        # Per-process caches cannot see each other's invalidations: a write through one
+        # worker would leave the others serving the state before it.
+        log.warning("response cache off: %d workers and no TOLLGATE_REDIS_URL", settings.workers)
+        return None
+    else:
+        store = MemoryResponseStore(
+            settings.response_cache_max_bytes,
+            on_event=(metrics.response_cache if metrics is not None else lambda name, n: None),
+        )
+    return ResponseCache(
+        store,
+        CacheControl.from_sdl(sdl),
+        hit_price=settings.response_cache_hit_price,
+        metrics=metrics,
+    )

@@ -620,6 +620,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _check_listen(host, port)
     if args.ssl_certfile:
         os.environ["TOLLGATE_SSL_CERTFILE"] = args.ssl_certfile
+    os.environ["TOLLGATE_WORKERS"] = str(workers)  # each worker knows it is not alone
     if workers > 1 and settings.metrics and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Several workers: prometheus-client's multiprocess mode, so /metrics sums them all.
         from observability.metrics import wipe_multiprocess_dir

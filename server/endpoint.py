@@ -30,12 +30,19 @@ from server.protocol import (
     params_from_body,
     params_from_get,
 )
+from server.response_cache import BYPASS, HIT, CacheState, ResponseCache
 from server.settings import Settings
 
 log = logging.getLogger("tollgate.http")
 
 
-def _cacheable(request: Request, outcome: Outcome, principal: Principal, media: str) -> Response:
+def _cacheable(
+    request: Request,
+    outcome: Outcome,
+    principal: Principal,
+    media: str,
+    cache: CacheState | None = None,
+) -> Response:
     """A successful GET: strong ETag of the data, 304 on a match, caching by who asked.
 
     The ETag covers ``data`` only: ``extensions`` (the caller's remaining budget) change on
@@ -43,22 +50,35 @@ def _cacheable(request: Request, outcome: Outcome, principal: Principal, media: 
     ``private`` and vary on Authorization, so a shared cache never serves one caller's data to
     another; only registered documents run by anonymous callers are ``public``.
     """
-    digest = hashlib.sha256(orjson.dumps(outcome.body.get("data"), option=orjson.OPT_SORT_KEYS))
+    data = outcome.body.get("data")
+    # In the document's order: the same bytes whether served from the response cache or not.
+    digest = hashlib.sha256(orjson.dumps(data))
     etag = f'"{digest.hexdigest()[:40]}"'
-    shared = (
-        principal.anonymous
-        and outcome.registered
-        and "rateLimit" not in (outcome.body.get("data") or {})
-    )
+    policy = cache.policy if cache is not None else None
+    extra: dict[str, str] = {}
+    if outcome.document_id is not None and policy is not None and policy.cacheable:
+        # A persisted document's answer may be reused for its policy's maxAge (issue #14):
+        # by shared caches only when anonymous and PUBLIC, else by the caller's own cache.
+        public = principal.anonymous and policy.scope == "PUBLIC"
+        control = f"{'public' if public else 'private'}, max-age={policy.max_age}"
+        if cache is not None and cache.status == HIT:
+            extra["Age"] = str(cache.age)
+    elif principal.anonymous and outcome.registered and policy is not None:
+        control = "private, no-cache"  # the policy says: not to be reused (e.g. rateLimit)
+    elif principal.anonymous and outcome.registered and "rateLimit" not in (data or {}):
+        control = "public, max-age=60"
+    else:
+        control = "private, no-cache"
     headers = {
         **(outcome.headers or {}),
+        **extra,
         "ETag": etag,
-        "Cache-Control": "public, max-age=60" if shared else "private, no-cache",
+        "Cache-Control": control,
         "Vary": "Accept, Authorization",
     }
     wanted = {tag.strip() for tag in request.headers.get("if-none-match", "").split(",")}
     if etag in wanted or "*" in wanted:
-        keep = ("ETag", "Cache-Control", "Vary", "Server-Timing")
+        keep = ("ETag", "Cache-Control", "Vary", "Server-Timing", "Age")
         return Response(status_code=304, headers={k: v for k, v in headers.items() if k in keep})
     return json_response(outcome.body, outcome.status, media, headers)
 
@@ -88,6 +108,7 @@ class GraphQLEndpoint:
         metrics: Metrics | None = None,
         tracer: OperationTracer | None = None,
         registry: Registry | None = None,
+        response_cache: ResponseCache | None = None,
     ) -> None:
         self.settings = settings
         self.pipeline = pipeline
@@ -102,6 +123,7 @@ class GraphQLEndpoint:
             registry=registry,
             metrics=metrics,
             tracer=tracer or OperationTracer(None),
+            cache=response_cache,
         )
 
     @property
@@ -140,7 +162,7 @@ class GraphQLEndpoint:
             outcome = await operation.run()
             self._finish(request, requests[0], outcome, media, started, operation, statements)
             if request.method == "GET" and outcome.status == 200 and "errors" not in outcome.body:
-                return _cacheable(request, outcome, principal, media)
+                return _cacheable(request, outcome, principal, media, operation.cache_state)
             return json_response(outcome.body, outcome.status, media, outcome.headers)
         started, statements = time.perf_counter(), dbstats.start()
         batch = Batch(self.runtime, requests)
@@ -242,7 +264,7 @@ class GraphQLEndpoint:
         operation.timing.add("total", latency_ms)
         outcome.headers = {**(outcome.headers or {}), "Server-Timing": operation.timing.header()}
         if self.settings.access_log:
-            self._log(request, item, outcome, latency_ms, statements[0])
+            self._log(request, item, outcome, latency_ms, statements[0], operation.cache_state)
         if self.metrics is not None:
             self.metrics.operation(
                 outcome.operation_name,
@@ -260,6 +282,7 @@ class GraphQLEndpoint:
         outcome: Outcome,
         latency_ms: float,
         statements: int,
+        cache: CacheState | None = None,
     ) -> None:
         """One structured line per operation (secrets and variables never logged)."""
         principal = item.principal
@@ -282,4 +305,5 @@ class GraphQLEndpoint:
             http_status=outcome.status,
             latency_ms=round(latency_ms, 3),
             sql_statements=statements,
+            cache=cache.status if cache is not None else BYPASS,
         )

@@ -9,10 +9,11 @@ and the response body happens here, in fixed phases, each a short method::
     #  resolve   the document: persisted id or text, as the registry's mode allows
     #  prepare   gate, parse, validate, plan (cached per document digest)
     #  price     static cost on the variables AS SENT; then coercion
-    #  lookup    the response-cache hook (optional)
+    #  lookup    the response cache (optional): a hit is charged its flat price, not executed
     #  charge    one debit from every bucket of the caller (or a dry run's peek)
     #  execute   under the deadline, with a fresh context
-    #  store     the response-cache hook (optional)
+    #  store     the response cache (optional): a miss is stored; a mutation's writes are
+    #            invalidated before its response is sent
     #  settle    actual cost (>= 1), the refund, the balance (computed once), headers
 
 A refusal at any phase pays at least one point from the caller's own bucket, so a flood of
@@ -55,6 +56,7 @@ from server.pipeline import (
     is_mutation,
 )
 from server.protocol import GraphQLParams
+from server.response_cache import CacheState
 from server.settings import Settings
 
 log = logging.getLogger("tollgate.graphql")
@@ -104,7 +106,10 @@ class OperationRequest:
 
 class ResponseCache(Protocol):
     """The response cache's seam: ``lookup`` between price and charge, ``store`` after
-    execution. A hit returned by ``lookup`` replaces execution (``operation.result``)."""
+    execution. A hit returned by ``lookup`` replaces execution (``operation.result``) and is
+    charged ``hit_price`` instead of the static cost (``server/response_cache.py``)."""
+
+    hit_price: int
 
     async def lookup(self, operation: Operation) -> ExecutionResult | None: ...
 
@@ -278,6 +283,8 @@ class Operation:
         self.actual = 0
         self.refused: OperationRefused | None = None
         self.in_batch = False
+        self.cache_state = CacheState()  # the response cache's view of this operation
+        self.cache_tags: set[str] = set()  # what the operation's writes changed
 
     # -- the whole life -----------------------------------------------------------------------
 
@@ -285,11 +292,12 @@ class Operation:
         with self.rt.tracer.operation_span() as span:
             try:
                 await self.admit()
-                hit = await self.lookup()
-                await self.charge()
-                if hit:
-                    self.actual = self.counted()
+                if await self.lookup():
+                    assert self.rt.cache is not None
+                    await self.charge(self.rt.cache.hit_price)  # a hit's flat price
+                    self.actual = self.rt.cache.hit_price
                 else:
+                    await self.charge()
                     await self.execute()
                     await self.store()
                 outcome = self.answer(await self.settle())
@@ -301,6 +309,8 @@ class Operation:
                 if not faults.is_database_unavailable(exc):
                     raise
                 outcome = self.database_unavailable()
+            finally:
+                self.cache_state.release()  # a single flight this operation led ends here
             self._unavailable(outcome)
             self.rt.tracer.set_operation(
                 span, outcome.operation_name, outcome.operation_type, outcome.document_id
@@ -410,16 +420,20 @@ class Operation:
 
     async def lookup(self) -> bool:
         """The response cache's look-up, between price and charge (no cache: a miss). A hit
-        becomes ``self.result``; it is charged and settled like an execution."""
+        becomes ``self.result``, is not executed, and is charged the cache's flat hit price
+        instead of the static cost (``server/response_cache.py``)."""
         cache = self.rt.cache
-        if cache is None or self.dry_run:
+        if cache is None:
             return False
         self.result = await cache.lookup(self)
         return self.result is not None
 
-    async def charge(self) -> None:
-        """Debit the price from every bucket; a dry run only reads the caller's bucket."""
+    async def charge(self, price: int | None = None) -> None:
+        """Debit the price (the static cost unless ``price`` says otherwise) from every
+        bucket; a dry run only reads the caller's bucket."""
         requested, nodes = self.estimate.requested, self.estimate.nodes
+        if price is not None:
+            requested = price
         if self.in_batch:
             return  # the batch is charged once, as one total
         if self.dry_run:
@@ -463,6 +477,7 @@ class Operation:
             rate_limit=self._rate_limit_info(),
             extra=dict(self.rt.context_extra),
         )
+        self.cache_tags = context.cache_tags
         try:
             document = self.prepared.only_rate_limit() if self.dry_run else None
             with self.timing.measure("exec"), self.rt.tracer.phase("graphql.execute"):
@@ -474,8 +489,8 @@ class Operation:
         self.actual = self.counted()
 
     async def store(self) -> None:
-        """The response cache's store (no cache: nothing)."""
-        if self.rt.cache is not None and not self.dry_run:
+        """The response cache's store and invalidation (no cache: nothing)."""
+        if self.rt.cache is not None:
             await self.rt.cache.store(self)
 
     def counted(self) -> int:
@@ -534,6 +549,8 @@ class Operation:
                 for item in self.estimate.breakdown()
             ]
         body["extensions"] = {"cost": cost}
+        if self.rt.cache is not None:
+            body["extensions"]["cache"] = self.cache_state.extension()
         return Outcome(
             body,
             200,
@@ -716,6 +733,7 @@ class Batch:
             operation.attach(charge)
             try:
                 await operation.execute()
+                await operation.store()  # never stored in a batch; a mutation invalidates
                 outcomes[index] = operation.answer(None)
             except OperationRefused as refused:
                 outcomes[index] = await operation.refuse(refused)

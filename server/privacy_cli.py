@@ -126,6 +126,30 @@ def cmd_privacy_export(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _drop_cached_answers(tenant_id: uuid.UUID) -> str:
+    """Empty the tenant's shared response cache (docs/caching.md); say what was done.
+
+    Only the Redis cache is reachable from here: in-process caches of running servers keep
+    the erased values until their entries expire (at most the hints' maxAge, 60 s).
+    """
+    settings = Settings()
+    if not settings.response_cache or not settings.redis_url:
+        return "not shared: in-process entries expire within 60 s"
+    import redis.asyncio as aioredis
+
+    from guards.responsecache import ALL, RedisResponseStore
+
+    client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5)
+    try:
+        store = RedisResponseStore(client, prefix=settings.response_cache_prefix)
+        await store.invalidate(tenant_id.hex, {ALL})
+    except Exception as exc:  # the erasure has committed; say what is left to do
+        return f"not invalidated ({type(exc).__name__}): entries expire within 60 s"
+    finally:
+        await client.aclose()
+    return "invalidated"
+
+
 def cmd_privacy_erase(args: argparse.Namespace) -> int:
     """Anonymise ``--user`` of ``--tenant``; prints the counts as JSON (all 0 on a repeat)."""
     from resolvers.privacy import erase_user
@@ -145,6 +169,7 @@ def cmd_privacy_erase(args: argparse.Namespace) -> int:
             "userId": str(user_id),
             "erased": report.changed,
             "counts": report.as_dict(),
+            "responseCache": await _drop_cached_answers(tenant_id),
         }
 
     result = _for_user(args, erase)

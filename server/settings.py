@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     write_restore_rate: float = 50.0
     tiers: dict[str, tuple[int, float]] = Field(default_factory=dict)
 
+    # Response cache (docs/caching.md): in process unless redis_url is set.
+    response_cache: bool = True
+    response_cache_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    response_cache_hit_price: int = Field(default=1, ge=1)
+    response_cache_prefix: str = "tollgate:rc:"
+
     pq_mode: Literal["open", "audit", "allowlist"] | None = None
     apq: bool = True
 

@@ -162,3 +162,14 @@ def test_sequential_summary_takes_the_median_wall_time() -> None:
     rps = {"a": [1.0], "b": [1.0]}
     result = variants.compare(comparison, rps, rps, {"a": 10.0, "b": 15.0})
     assert result["by_sequential"] == 1.5 and result["met_by_sequential"] is True
+
+
+def test_only_the_cached_configuration_runs_the_response_cache(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for config in variants.CONFIGS:
+        on = config in ("cached", "cached_redis")
+        assert settings_for(config, monkeypatch).response_cache == on, config
+    cached = {m.name: m for m in variants.MEASUREMENTS}
+    assert cached["cached"].operation == cached["uncached"].operation == "ProductCatalog"
+    assert cached["uncached"].config == "default"

@@ -152,6 +152,9 @@ def _server_env(database_url: str) -> dict[str, str]:
         "TOLLGATE_TENANT_CAPACITY": "1000000000",
         "TOLLGATE_WRITE_CAPACITY": "100000000",
         "TOLLGATE_LOG_JSON": "false",
+        # Every request must reach the database: a response-cache hit would answer 200
+        # through an outage (within its maxAge).
+        "TOLLGATE_RESPONSE_CACHE": "false",
     }
 
 

@@ -38,6 +38,8 @@ def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             "TOLLGATE_USER_RESTORE_RATE": str(RATE),
             "TOLLGATE_REDIS_TIMEOUT_MS": "500",
             "TOLLGATE_DATABASE_POOL_SIZE": "20",
+            # The budget's accounting below charges the static cost: no cache hits.
+            "TOLLGATE_RESPONSE_CACHE": "off",
         },
         tmp,
     )
