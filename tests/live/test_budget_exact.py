@@ -44,6 +44,9 @@ def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             "TOLLGATE_USER_CAPACITY": str(CAPACITY),
             "TOLLGATE_USER_RESTORE_RATE": str(RATE),
             "TOLLGATE_REDIS_TIMEOUT_MS": "500",
+            # Each OrdersPage must be executed, charged and refunded: a cache hit would be
+            # charged its flat price and never reach the refunds this module is about.
+            "TOLLGATE_RESPONSE_CACHE": "off",
         },
         tmp,
         args=("--workers", "2"),
