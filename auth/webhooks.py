@@ -74,7 +74,11 @@ def _parse(header: str) -> tuple[int, list[str]]:
         if not sep:
             raise SignatureError("malformed signature header")
         if key == "t":
-            if timestamp is not None or not value.isdigit() or len(value) > 12:
+            if (
+                timestamp is not None
+                or not (value.isascii() and value.isdigit())
+                or len(value) > 12
+            ):
                 raise SignatureError("malformed timestamp")
             timestamp = int(value)
         elif key == SCHEME:
@@ -116,7 +120,10 @@ def verify(
         expected = sign(secret, timestamp, body)
         for candidate in signatures:
             # compare_digest on every pair (no early exit on a match): constant time per pair.
-            matched |= hmac.compare_digest(expected, candidate)
+            # Bytes, not str: compare_digest refuses non-ASCII str with TypeError.
+            matched |= hmac.compare_digest(
+                expected.encode(), candidate.encode("utf-8", "surrogatepass")
+            )
     if not matched:
         raise SignatureError("no signature matches")
     return timestamp

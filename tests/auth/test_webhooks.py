@@ -104,3 +104,15 @@ def test_new_secrets_are_prefixed_random_and_long() -> None:
     assert len(made) == 50
     assert all(s.startswith(SECRET_PREFIX) and len(s) == len(SECRET_PREFIX) + 64 for s in made)
     assert len(sign("k", NOW, b"")) == 64
+
+
+@given(
+    candidate=st.text(min_size=1, max_size=80).filter(lambda s: "," not in s),
+    stamp=st.text(min_size=1, max_size=12).filter(lambda s: "," not in s),
+)
+def test_any_header_text_is_refused_with_a_reason_never_a_crash(candidate: str, stamp: str) -> None:
+    """Non-ASCII signatures or timestamps (e.g. ``v1=é``, Arabic-Indic digits) are refused
+    as ``SignatureError``: ``compare_digest`` on non-ASCII ``str`` raised ``TypeError``."""
+    header = f"t={stamp},v1={candidate}"
+    with pytest.raises(SignatureError):
+        verify(b"{}", header, "whsec_test", now=0, tolerance=10**13)

@@ -42,3 +42,13 @@ def test_the_documented_function_agrees_with_the_signer(body: bytes) -> None:
         verify_tollgate(body, header, [new_secret()])
     with pytest.raises(ValueError, match="tolerance"):
         verify_tollgate(body, signature_header([new], now - 301, body), [new])
+
+
+@given(candidate=st.text(min_size=1, max_size=80).filter(lambda s: "," not in s))
+def test_the_documented_function_refuses_any_signature_text_without_crashing(
+    candidate: str,
+) -> None:
+    """A non-ASCII ``v1`` is a ValueError for the receiver, never a TypeError (a 500)."""
+    verify_tollgate = _documented()
+    with pytest.raises(ValueError):
+        verify_tollgate(b"{}", f"t={int(time.time())},v1={candidate}", [new_secret()])
