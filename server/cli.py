@@ -277,16 +277,18 @@ def price_offline(
     ``price``, then the resolvers' page-size rule. Bad variables are a :class:`CliError`
     (exit 2, the server's message); a document the server refuses is reported (exit 1).
     """
-    import orjson
-
     from server.pipeline import OperationRefused
     from server.protocol import HTTPFailure, params_from_body
 
     body = {"query": text, "operationName": operation_name, "variables": variables}
     try:
-        params = params_from_body(
-            orjson.dumps(body), "application/json", batching=False, max_batch=1
-        )[0]
+        # The standard library's encoder: orjson stops at 254 levels of nesting, which the
+        # server's own parser accepts (and refuses with its own message when too deep).
+        raw = json.dumps(body).encode()
+    except (ValueError, RecursionError):
+        raise CliError("--variables nest too deeply", "the server refuses this too") from None
+    try:
+        params = params_from_body(raw, "application/json", batching=False, max_batch=1)[0]
     except HTTPFailure as failure:
         raise CliError(f"{failure} ({failure.code})", "the server refuses this too") from None
     pipeline = _offline_pipeline(json.dumps(settings.limits, sort_keys=True))
@@ -306,10 +308,7 @@ def price_offline(
         return report, EXIT_REFUSED
     report["operationName"] = prepared.operation_name
     report["operationType"] = prepared.operation_type
-    try:
-        coerced = pipeline.coerce_variables(prepared, params.variables)
-    except OperationRefused as refused:
-        raise CliError(_refusal(refused.errors), "the server refuses these variables too") from None
+    # The server's order (server/operation.py): priced on the variables as sent, then coerced.
     sent = params.variables or {}
     estimate = prepared.plan.evaluate(sent)
     report["cost"] = estimate.requested
@@ -318,10 +317,18 @@ def price_offline(
     try:
         _, measured = pipeline.price(prepared, sent)
     except OperationRefused as refused:
+        if refused.code == "BAD_USER_INPUT":
+            raise CliError(
+                _refusal(refused.errors), "the server refuses these variables too"
+            ) from None
         report["errors"] = refused.errors
         report["measured"] = [m.to_graphql() for m in prepared.measured]
         return report, EXIT_REFUSED
     report["measured"] = [m.to_graphql() for m in measured]
+    try:
+        coerced = pipeline.coerce_variables(prepared, params.variables)
+    except OperationRefused as refused:
+        raise CliError(_refusal(refused.errors), "the server refuses these variables too") from None
     _check_pages(pipeline, prepared, coerced)
     return report, EXIT_OK
 

@@ -253,6 +253,54 @@ async def test_cost_agrees_with_the_server_on_any_variables(
         assert_one_line_error((code, err), message or "")
 
 
+OVER_THE_LIMIT = (
+    "query OverTheLimit($n: Int) { "
+    + " ".join(
+        f"a{i}: products(first: 100) {{ nodes {{ id reviews(first: 100) {{ nodes {{ id }} }} }} }}"
+        for i in range(5)
+    )
+    + " n: products(first: $n) { nodes { id } } }"
+)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(variables=st.dictionaries(st.just("n"), JSON | st.integers(-5, 150), max_size=1))
+async def test_cost_refuses_in_the_servers_order(
+    client: httpx.AsyncClient,
+    tokens: Tokens,
+    tmp_path_factory: pytest.TempPathFactory,
+    capsys: pytest.CaptureFixture[str],
+    variables: Any,
+) -> None:
+    """Priced before coercion, like the server: a document over the cost limit is refused
+    (exit 1) whatever its variables, never reported as bad variables (exit 2)."""
+    response = await client.post(
+        "/graphql",
+        json={"query": OVER_THE_LIMIT, "variables": variables},
+        headers={"Accept": "application/json", **tokens.headers("STAFF")},
+    )
+    want, _ = _server_verdict(response)
+    path = tmp_path_factory.mktemp("over") / "over.graphql"
+    path.write_text(OVER_THE_LIMIT)
+    capsys.readouterr()
+    code = cli.main(["cost", str(path), f"--variables={json.dumps(variables)}"])
+    assert code == want == 1, (variables, response.text[:300], capsys.readouterr().err)
+
+
+def test_cost_of_deeply_nested_variables_is_one_line(
+    capsys: pytest.CaptureFixture[str], files: Path
+) -> None:
+    """Variables nested past orjson's 254 levels were a traceback (JSONEncodeError)."""
+    deep = "[" * 300 + "]" * 300
+    code = cli.main(["cost", str(files / "orders.graphql"), f'--variables={{"bogus": {deep}}}'])
+    err = capsys.readouterr().err
+    assert code in (0, 2) and "Traceback" not in err, err
+    if code == 2:
+        assert err.startswith("tollgate: error:") and err.count("\n") == 1, err
+
+
 @pytest.mark.parametrize(
     ("variables", "message"),
     [
