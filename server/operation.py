@@ -714,7 +714,14 @@ class Batch:
                 outcomes[index] = await operation.refuse(refused)
         admitted = [op for i, op in enumerate(self.operations) if i not in outcomes]
         refusals = len(outcomes) * REFUSAL_PRICE
-        total = sum(_at_least_one(op.estimate.requested) for op in admitted) + refusals
+        # A dry run prices without charging its price: one point, as any item at the least.
+        total = (
+            sum(
+                REFUSAL_PRICE if op.dry_run else _at_least_one(op.estimate.requested)
+                for op in admitted
+            )
+            + refusals
+        )
         nodes = sum(op.estimate.nodes for op in admitted)
         principal = self.operations[0].principal
         mutation = any(op.prepared is not None and is_mutation(op.prepared) for op in admitted)

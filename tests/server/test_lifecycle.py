@@ -93,6 +93,32 @@ async def test_hash_first_batch_is_priced_with_every_item_resolved(
         assert items[9]["data"] is not None
 
 
+async def test_a_dry_run_in_a_batch_is_not_charged_its_price(
+    database_url: str, tokens: Tokens
+) -> None:
+    """A dry run prices without charging: inside a batch as alone (it was debited its full
+    price up front, so a batch of dry runs over the balance was throttled or refused)."""
+    text = (
+        "query Wide {"
+        + "".join(f" p{i}: products(first: 100) {{ nodes {{ id name }} }}" for i in range(10))
+        + " }"
+    )
+    async with serve(
+        database_url, batching=True, user_capacity=500, user_restore_rate=0.001
+    ) as http:
+        headers = {**STRICT, **fresh(tokens), "X-Cost-Dry-Run": "1"}
+        alone = await http.post("/graphql", json={"query": text}, headers=headers)
+        assert alone.status_code == 200, alone.text
+        price = alone.json()["extensions"]["cost"]["requestedQueryCost"]
+        assert price > 500
+        batch = await http.post("/graphql", json=[{"query": text}] * 2, headers=headers)
+        assert batch.status_code == 200, batch.text
+        items = batch.json()
+        assert [i["extensions"]["cost"]["requestedQueryCost"] for i in items] == [price] * 2
+        assert all(i["extensions"]["cost"].get("dryRun") for i in items)
+        assert 500 - int(batch.headers["x-ratelimit-remaining"]) <= 2
+
+
 # -- finding 3: a huge operationName is refused first, never cached, never echoed ---------------
 
 
