@@ -24,6 +24,7 @@ run, and the batch is settled once.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import math
@@ -114,6 +115,8 @@ class ResponseCache(Protocol):
     async def lookup(self, operation: Operation) -> ExecutionResult | None: ...
 
     async def store(self, operation: Operation) -> None: ...
+
+    async def invalidate(self, principal: Principal, tags: set[str]) -> None: ...
 
 
 class Policies:
@@ -311,6 +314,7 @@ class Operation:
                 outcome = self.database_unavailable()
             finally:
                 self.cache_state.release()  # a single flight this operation led ends here
+                await self.invalidate_unstored()
             self._unavailable(outcome)
             self.rt.tracer.set_operation(
                 span, outcome.operation_name, outcome.operation_type, outcome.document_id
@@ -492,6 +496,14 @@ class Operation:
         """The response cache's store and invalidation (no cache: nothing)."""
         if self.rt.cache is not None:
             await self.rt.cache.store(self)
+        self.cache_tags = set()  # invalidated
+
+    async def invalidate_unstored(self) -> None:
+        """Invalidate what the writes changed when ``store`` never ran (the request was
+        cancelled or failed after them): shielded, so a second cancellation cannot skip it."""
+        if self.cache_tags and self.rt.cache is not None:
+            tags, self.cache_tags = self.cache_tags, set()
+            await asyncio.shield(self.rt.cache.invalidate(self.principal, tags))
 
     def counted(self) -> int:
         """Actual cost: the work done, never over the price (``actualQueryCost``)."""
@@ -744,6 +756,8 @@ class Batch:
                 outcomes[index] = operation.answer(None)
             except OperationRefused as refused:
                 outcomes[index] = await operation.refuse(refused)
+            finally:
+                await operation.invalidate_unstored()
         actual = sum(_at_least_one(op.actual) for op in admitted) + refusals
         await pipeline.refund(charge, min(actual, total))
         headers: dict[str, str] = {}

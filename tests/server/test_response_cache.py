@@ -627,3 +627,34 @@ async def test_a_write_invalidates_exactly_what_it_changed(cached: Cached, token
     assert status(changed) == "MISS" and changed["data"]["product"]["stock"] == 4
     assert status(mine) == "MISS"
     assert number in [o["number"] for o in mine["data"]["viewer"]["orders"]["nodes"]]
+
+
+async def test_a_write_whose_request_is_cancelled_after_it_ran_still_invalidates(
+    cached: Cached, tokens: Tokens, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that goes away (or a shutdown) after a mutation committed must not leave the
+    state before it in the cache: the invalidation was skipped when the cancellation landed
+    between execution and the store phase."""
+    from server.operation import Operation
+
+    tag = uuid.uuid4().hex[:10]
+    admin, customer = tokens.headers("ADMIN", "acme"), tokens.headers("CUSTOMER", "acme")
+    pid, version = await _new_product(cached, tokens, tag)
+    for _ in range(2):
+        read = await cached.post(PRODUCT, customer, variables={"id": pid})
+    assert status(read) == "HIT" and read["data"]["product"]["stock"] == 5
+
+    async def cancelled(self: Operation) -> None:
+        raise asyncio.CancelledError  # the cancellation arrives right after execution
+
+    monkeypatch.setattr(Operation, "store", cancelled)
+    with pytest.raises(asyncio.CancelledError):
+        await gql(
+            cached.http,
+            UPDATE,
+            headers=admin,
+            variables={"input": {"id": pid, "expectedVersion": version, "stock": 3}},
+        )
+    monkeypatch.undo()
+    after = await cached.post(PRODUCT, customer, variables={"id": pid})
+    assert after["data"]["product"]["stock"] == 3, after
