@@ -7,6 +7,7 @@ because that is what makes HS/RS key confusion possible.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -242,6 +243,10 @@ class TokenVerifier:
         self._jwks: dict[str, jwt.PyJWK] = {}
         self._only_jwk: jwt.PyJWK | None = None
         self._jwks_client: jwt.PyJWKClient | None = None
+        # Keys the JWKS URL served (by kid), kept while the URL is unreachable, and when its
+        # last fetch failed: no token waits on a fetch again within the cooldown.
+        self._seen: dict[str, jwt.PyJWK] = {}
+        self._failed_at: float | None = None
         if settings.jwks_url is not None:
             self._jwks_client = jwt.PyJWKClient(
                 settings.jwks_url,
@@ -311,19 +316,60 @@ class TokenVerifier:
         """The key ``kid`` from the JWKS URL (cached; an unknown kid refetches, rate-limited)."""
         if not isinstance(kid, str) or not kid:
             raise AuthError("unknown signing key")
+        if self._cooling_down():
+            return self._stale(kid)
         try:
             jwk = client.get_signing_key(kid)
         except jwt.PyJWKClientConnectionError:
-            log.warning("JWKS URL unreachable; tokens whose key is not cached are refused")
-            raise AuthError("signing keys unavailable") from None
+            self._failed_at = time.monotonic()
+            log.warning("JWKS URL unreachable; keys seen before are used until it answers")
+            return self._stale(kid)
         except jwt.PyJWKClientError:
             raise AuthError("unknown signing key") from None
+        self._failed_at = None
+        self._seen[kid] = jwk
         if jwk.algorithm_name not in self._algorithms:
             raise AuthError("algorithm not allowed")
         if hasattr(jwk.key, "private_bytes") or jwk.Algorithm.check_key_length(jwk.key):
             log.warning("JWKS URL served a private or weak key; refused")
             raise AuthError("unknown signing key")
         return jwk
+
+    def _cooling_down(self) -> bool:
+        failed = self._failed_at
+        return failed is not None and (
+            time.monotonic() - failed < self.settings.jwks_cooldown_seconds
+        )
+
+    def _stale(self, kid: str) -> jwt.PyJWK:
+        """A key the JWKS URL served before (it is unreachable now), or a refusal."""
+        jwk = self._seen.get(kid)
+        if jwk is None:
+            raise AuthError("signing keys unavailable")
+        return jwk
+
+    def may_fetch(self, token: str) -> bool:
+        """Whether verifying ``token`` may fetch the JWKS URL (blocking I/O): the cached key
+        set has expired, or does not hold the token's ``kid``."""
+        client = self._jwks_client
+        if client is None or self._cooling_down():
+            return False
+        try:
+            kid = self._jwt.jws.get_unverified_header(token).get("kid")
+        except (jwt.PyJWTError, ValueError, TypeError):
+            return False
+        cache = client.jwk_set_cache
+        cached = cache.get() if cache is not None else None
+        if cached is None:
+            return True
+        return not any(key.key_id == kid for key in cached.keys)
+
+    async def verify_async(self, token: str, *, client_ip: str | None = None) -> Principal:
+        """``verify`` for the event loop: a verification that may fetch the JWKS URL runs in a
+        thread (one fetch at a time: PyJWKClient's lock), every other one inline."""
+        if isinstance(token, str) and len(token) <= MAX_TOKEN_LENGTH and self.may_fetch(token):
+            return await asyncio.to_thread(self.verify, token, client_ip=client_ip)
+        return self.verify(token, client_ip=client_ip)
 
     def _jwk_for(self, token: str) -> jwt.PyJWK:
         kid = self._jwt.jws.get_unverified_header(token).get("kid")

@@ -121,14 +121,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         response_cache=response_cache,
     )
 
-    def metrics_refusal(request: Request) -> Response | None:
+    async def metrics_refusal(request: Request) -> Response | None:
         """401/403 unless the caller's bearer token holds `metrics:read` (when required)."""
         if not settings.metrics_auth_required:
             return None
         challenge = 'Bearer realm="metrics", scope="metrics:read"'
         try:
             token = parse_bearer(request.headers.get("authorization"))
-            principal = None if token is None else verifier.verify(token)
+            principal = None if token is None else await verifier.verify_async(token)
         except AuthError as error:
             return JSONResponse(
                 {"error": f"authentication failed: {error.reason}", "code": "UNAUTHENTICATED"},
@@ -158,7 +158,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def metrics_endpoint(request: Request) -> Response:
         if metrics is None:
             return JSONResponse({"error": "metrics are disabled"}, status_code=404)
-        refusal = metrics_refusal(request)
+        refusal = await metrics_refusal(request)
         if refusal is not None:
             return refusal
         body, content_type = metrics.render(request.headers.get("accept"))

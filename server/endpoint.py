@@ -93,6 +93,10 @@ def _client_name(request: Request) -> str | None:
 _LEGACY_200 = frozenset({"GRAPHQL_PARSE_FAILED", "GRAPHQL_VALIDATION_FAILED", "BAD_USER_INPUT"})
 
 
+def _address(request: Request) -> Principal:
+    return Principal.anonymous_principal(request.client.host if request.client else None)
+
+
 class GraphQLEndpoint:
     """Handles GET and POST on ``/graphql``."""
 
@@ -152,9 +156,12 @@ class GraphQLEndpoint:
             return json_response(error_body(failure.message, failure.code), failure.status, JSON)
         try:
             params = await self._params(request)
-            principal = self._authenticate(request)
         except HTTPFailure as failure:
-            return await self._refused(request, failure, media)
+            return await self._refused(request, failure, media, await self._payer(request))
+        try:
+            principal = await self._authenticate(request)
+        except HTTPFailure as failure:
+            return await self._refused(request, failure, media, _address(request))
         requests = [self._request(request, p, principal, request_id) for p in params]
         if len(requests) == 1:
             started, statements = time.perf_counter(), dbstats.start()
@@ -173,15 +180,19 @@ class GraphQLEndpoint:
             return json_response(outcomes[0].body, status, media, headers)
         return json_response([o.body for o in outcomes], 200, media, headers)
 
-    async def _refused(self, request: Request, failure: HTTPFailure, media: str) -> Response:
+    async def _payer(self, request: Request) -> Principal:
+        """Who pays for a request refused before any operation: its caller, or the address
+        when the token does not verify."""
+        try:
+            return await self._authenticate(request)
+        except HTTPFailure:
+            return _address(request)
+
+    async def _refused(
+        self, request: Request, failure: HTTPFailure, media: str, principal: Principal
+    ) -> Response:
         """A request refused before any operation (bad parameters, a bad token) still pays
         one point: the caller's bucket, or the address's when the token is what failed."""
-        try:
-            principal = self._authenticate(request)
-        except HTTPFailure:
-            principal = Principal.anonymous_principal(
-                request.client.host if request.client else None
-            )
         paid = await self.runtime.refusal_headers(principal)
         status, headers = failure.status, dict(failure.headers)
         body = error_body(failure.message, failure.code, **failure.extensions)
@@ -224,13 +235,13 @@ class GraphQLEndpoint:
             max_batch=self.pipeline.limits.max_batch.value,
         )
 
-    def _authenticate(self, request: Request) -> Principal:
+    async def _authenticate(self, request: Request) -> Principal:
         client_ip = request.client.host if request.client else None
         try:
             token = parse_bearer(request.headers.get("authorization"))
             if token is None:
                 return Principal.anonymous_principal(client_ip)
-            principal = self.verifier.verify(token)
+            principal = await self.verifier.verify_async(token)
         except AuthError as error:
             raise HTTPFailure(
                 401,

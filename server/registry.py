@@ -43,13 +43,13 @@ def _report(report: Any) -> dict[str, Any]:
 def registry_routes(registry: Registry, endpoint: Any) -> list[Route]:
     """``POST /admin/persisted-queries`` (scope pq:admin) and ``GET /graphql/persisted``."""
 
-    def principal_of(request: Request) -> Any:
+    async def principal_of(request: Request) -> Any:
         token = parse_bearer(request.headers.get("authorization"))
-        return None if token is None else endpoint.verifier.verify(token)
+        return None if token is None else await endpoint.verifier.verify_async(token)
 
     async def admin(request: Request) -> Response:
         try:
-            principal = principal_of(request)
+            principal = await principal_of(request)
         except AuthError as error:
             return JSONResponse({"error": error.reason, "code": "UNAUTHENTICATED"}, status_code=401)
         if principal is None:
@@ -93,7 +93,7 @@ def registry_routes(registry: Registry, endpoint: Any) -> list[Route]:
 
     async def listing(request: Request) -> Response:
         try:
-            principal = principal_of(request)
+            principal = await principal_of(request)
         except AuthError:
             principal = None
         if principal is None or not policy.can_run_adhoc(principal):

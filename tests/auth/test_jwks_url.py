@@ -6,6 +6,7 @@ how often the verifier fetched it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -22,11 +23,14 @@ from tests.auth.jwt_helpers import TENANT, USER, KeyPair, public_jwk
 
 
 class JWKSServer:
-    """Serves ``keys`` as a JWKS document and counts the requests."""
+    """Serves ``keys`` as a JWKS document and counts the requests; ``delay`` slows each
+    answer and ``down`` answers 503."""
 
     def __init__(self) -> None:
         self.keys: list[dict[str, Any]] = []
         self.fetches = 0
+        self.delay = 0.0
+        self.down = False
         self.lock = threading.Lock()
         outer = self
 
@@ -35,6 +39,10 @@ class JWKSServer:
                 with outer.lock:
                     outer.fetches += 1
                     body = json.dumps({"keys": outer.keys}).encode()
+                time.sleep(outer.delay)
+                if outer.down:
+                    self.send_error(503)
+                    return
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -160,3 +168,53 @@ def test_settings_read_the_jwks_url_from_the_environment(
     jwt_settings = Settings(env="production").jwt()
     assert jwt_settings.jwks_url == "https://idp.example/jwks.json"
     assert jwt_settings.secret is None
+
+
+async def test_a_slow_jwks_fetch_never_blocks_the_event_loop(
+    jwks_server: JWKSServer, rsa_keys: KeyPair
+) -> None:
+    """A fetch runs in a thread: other requests keep being served while it waits (it used to
+    run on the event loop, stopping every request of the worker for up to the timeout)."""
+    settings = _settings(jwks_server.url, jwks_timeout_seconds=5)
+    jwks_server.publish(public_jwk(rsa_keys, alg="RS256", kid="k1"))
+    jwks_server.delay = 0.6
+    verifier = TokenVerifier(settings)
+    token = _token(settings, rsa_keys, "k1")
+    assert verifier.may_fetch(token)
+    ticks = 0
+    running = True
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while running:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    task = asyncio.create_task(ticker())
+    try:
+        principal = await verifier.verify_async(token)
+    finally:
+        running = False
+        await task
+    assert principal.subject == str(USER)
+    assert ticks >= 10, ticks  # the loop ran on while the key set was fetched
+    assert not verifier.may_fetch(token)  # cached: later tokens are verified inline
+
+
+def test_keys_seen_before_outlive_an_unreachable_jwks_url(
+    jwks_server: JWKSServer, rsa_keys: KeyPair, rsa_keys_2: KeyPair
+) -> None:
+    """The URL going down after the cache expired keeps known keys working and is not asked
+    again within the cooldown; a key never seen is refused."""
+    settings = _settings(jwks_server.url, jwks_cache_seconds=0.2, jwks_cooldown_seconds=30)
+    jwks_server.publish(public_jwk(rsa_keys, alg="RS256", kid="k1"))
+    verifier = TokenVerifier(settings)
+    known = _token(settings, rsa_keys, "k1")
+    verifier.verify(known)
+    jwks_server.down = True
+    time.sleep(0.3)  # the cached set expires
+    for _ in range(5):
+        assert verifier.verify(known).subject == str(USER)
+    with pytest.raises(AuthError, match="signing keys unavailable"):
+        verifier.verify(_token(settings, rsa_keys_2, "k2"))
+    assert jwks_server.fetches == 2  # one failed fetch, then nothing within the cooldown
