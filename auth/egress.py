@@ -96,6 +96,10 @@ def _unwrap(address: IPAddress) -> IPAddress:
             return address.ipv4_mapped
         if address in _NAT64:
             return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if address.sixtofour is not None:  # 2002:VVVV:VVVV::/48 carries the IPv4 it reaches
+            return address.sixtofour
+        if address.teredo is not None:  # (server, client): the client is what is reached
+            return address.teredo[1]
     return address
 
 

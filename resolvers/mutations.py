@@ -363,7 +363,7 @@ async def _transition(
             for item in items:
                 await conn.execute(
                     update(PRODUCTS)
-                    .where(PRODUCTS.c.id == item.product_id)
+                    .where(PRODUCTS.c.id == item.product_id, PRODUCTS.c.tenant_id == ctx.tenant_id)
                     .values(stock=PRODUCTS.c.stock + item.quantity, version=PRODUCTS.c.version + 1)
                 )
             ctx.touched("Product", *(item.product_id for item in items))

@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Table, and_, delete, exists, func, or_, select, update
@@ -62,7 +62,7 @@ class Job:
     topic: str
     payload: bytes
     url: str
-    secrets: tuple[str, ...]
+    secrets: tuple[str, ...] = field(repr=False)
     attempts: int
     created_at: dt.datetime
 

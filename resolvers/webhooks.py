@@ -165,7 +165,9 @@ async def create_endpoint(ctx: RequestContext, url: str, topics: list[str]) -> E
             # Resolved before the transaction: no write lock is held during DNS.
             await egress_guard(ctx).check(url)
         except UnsafeTarget as unsafe:
-            raise UserFailure(UserErrorCode.INVALID_INPUT, unsafe.reason + ".", ["url"]) from None
+            # The reason may quote the host: bounded, as every error message is.
+            reason = unsafe.reason if len(unsafe.reason) <= 300 else unsafe.reason[:299] + "…"
+            raise UserFailure(UserErrorCode.INVALID_INPUT, reason + ".", ["url"]) from None
         secret, endpoint_id = new_secret(), new_id()
         async with _write(ctx) as conn:
             count = (

@@ -26,6 +26,10 @@ FORBIDDEN = [
     ("224.0.0.1", "multicast"),
     ("240.0.0.1", "private"),
     ("::", "private"),
+    # IPv4 inside 6to4 (2002::/16) and Teredo (2001::/32): the v4 address is what is reached.
+    ("2002:a9fe:a9fe::1", "metadata"),
+    ("2002:0a00:0001::1", "private"),
+    ("2001:0:4136:e378:8000:63bf:f5ff:fffe", "private"),
 ]
 
 
