@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from auth import Principal
+from database.engine import tenant_transaction
 from loaders import Loaders, RequestDb
 from resolvers.errors import Unauthenticated
 
@@ -66,6 +69,21 @@ class RequestContext:
         self.cache_tags.update(f"{type_name}:{key.hex}" for key in keys)
         if lists:
             self.cache_tags.add(f"{type_name}:list")
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """One write transaction in the caller's tenant; afterwards the request's reads see
+        its effects (the read transaction is closed first, the loaders cleared after)."""
+        tenant_id = self.require_tenant()
+        await self.db.close()
+        try:
+            async with (
+                self.db.guarded(),
+                tenant_transaction(self.engine, tenant_id, write=True) as conn,
+            ):
+                yield conn
+        finally:
+            self.loaders.clear_all()
 
     def require_tenant(self) -> uuid.UUID:
         tenant_id = self.principal.tenant_id

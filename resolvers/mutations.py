@@ -9,8 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -22,7 +20,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from auth import policy
-from database.engine import tenant_transaction
 from database.ids import new_id
 from database.models import IdempotencyRecord
 from loaders.loaders import ORDER_ITEMS, ORDERS, PRODUCTS, REVIEWS, TENANTS
@@ -49,18 +46,6 @@ class Outcome:
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-@asynccontextmanager
-async def _write(ctx: RequestContext) -> AsyncIterator[AsyncConnection]:
-    """One write transaction; afterwards the request's reads must see its effects."""
-    tenant_id = ctx.require_tenant()
-    await ctx.db.close()
-    try:
-        async with ctx.db.guarded(), tenant_transaction(ctx.engine, tenant_id, write=True) as conn:
-            yield conn
-    finally:
-        ctx.loaders.clear_all()
 
 
 def _decode(global_id: str, type_name: str, field: list[str]) -> uuid.UUID:
@@ -90,7 +75,7 @@ def _money(value: Decimal | str | None, field: list[str]) -> Decimal | None:
 
 async def _run(ctx: RequestContext, work: Any) -> Outcome:
     try:
-        async with _write(ctx) as conn:
+        async with ctx.write() as conn:
             outcome: Outcome = await work(conn)
             return outcome
     except UserFailure as failure:

@@ -15,8 +15,7 @@ import base64
 import binascii
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +26,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from auth import policy
 from auth.egress import EgressGuard, UnsafeTarget
 from auth.webhooks import new_secret
-from database.engine import tenant_transaction
 from database.ids import new_id
 from resolvers.context import RequestContext
 from resolvers.errors import BadUserInput, Forbidden, UserErrorCode, UserFailure
@@ -111,17 +109,6 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-@asynccontextmanager
-async def _write(ctx: RequestContext) -> AsyncIterator[AsyncConnection]:
-    tenant_id = ctx.require_tenant()
-    await ctx.db.close()
-    try:
-        async with ctx.db.guarded(), tenant_transaction(ctx.engine, tenant_id, write=True) as conn:
-            yield conn
-    finally:
-        ctx.loaders.clear_all()
-
-
 async def _endpoint(
     conn: AsyncConnection, tenant_id: uuid.UUID, endpoint_id: uuid.UUID
 ) -> Row[Any]:
@@ -169,7 +156,7 @@ async def create_endpoint(ctx: RequestContext, url: str, topics: list[str]) -> E
             reason = unsafe.reason if len(unsafe.reason) <= 300 else unsafe.reason[:299] + "…"
             raise UserFailure(UserErrorCode.INVALID_INPUT, reason + ".", ["url"]) from None
         secret, endpoint_id = new_secret(), new_id()
-        async with _write(ctx) as conn:
+        async with ctx.write() as conn:
             count = (
                 await conn.execute(
                     select(func.count())
@@ -218,7 +205,7 @@ async def rotate_secret(
                 ["graceSeconds"],
             )
         secret = new_secret()
-        async with _write(ctx) as conn:
+        async with ctx.write() as conn:
             current = await _endpoint(conn, tenant_id, endpoint_id)
             await conn.execute(
                 update(ENDPOINTS)
@@ -244,7 +231,7 @@ async def delete_endpoint(ctx: RequestContext, global_id: str) -> DeleteOutcome:
 
     async def work() -> DeleteOutcome:
         endpoint_id = _decode_endpoint(global_id)
-        async with _write(ctx) as conn:
+        async with ctx.write() as conn:
             await _endpoint(conn, tenant_id, endpoint_id)
             event_ids = select(DELIVERIES.c.event_id).where(
                 DELIVERIES.c.tenant_id == tenant_id, DELIVERIES.c.endpoint_id == endpoint_id
