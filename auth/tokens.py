@@ -382,7 +382,7 @@ class TokenVerifier:
             raise AuthError("invalid token") from None
         principal = _principal_from_claims(claims, client_ip)
         exp = claims.get("exp")
-        if verified is not None and client_ip is None and type(exp) in (int, float):
+        if verified is not None and client_ip is None and isinstance(exp, int | float):
             if len(verified) >= VERIFIED_CACHE_SIZE:
                 verified.clear()
             verified[token] = (principal, exp + self._leeway)
