@@ -43,6 +43,7 @@ ASYMMETRIC_ALGORITHMS = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 )
 REQUIRED_CLAIMS = ("exp", "iss", "aud", "sub", "tenant")
+VERIFIED_CACHE_SIZE = 4096  # tokens whose verification is remembered until they expire
 MIN_SECRET_BYTES = 32
 # Real tokens are well under 2 KB; the cap bounds the work done on hostile input.
 MAX_TOKEN_LENGTH = 8192
@@ -261,6 +262,13 @@ class TokenVerifier:
             self._key = self._load_pem(settings.public_key_pem)
         elif settings.jwks_path is not None:
             self._load_jwks(settings.jwks_path)
+        # Tokens verified before, with their principal and the time they stop being valid
+        # (``exp`` plus the leeway): a client sends the same token on every request, and a
+        # signature check plus claim parsing is most of an authentication's cost. Only with
+        # keys fixed for the process (a JWKS URL can drop a key); bounded, emptied when full.
+        self._verified: dict[str, tuple[Principal, float]] | None = (
+            {} if self._jwks_client is None else None
+        )
 
     def _load_pem(self, pem: str) -> Any:
         # One PEM is one key, so every pinned algorithm must accept it; this also keeps a
@@ -394,6 +402,13 @@ class TokenVerifier:
             raise AuthError("invalid token")
         if len(token) > MAX_TOKEN_LENGTH:
             raise AuthError("token too large")
+        verified = self._verified
+        if verified is not None and client_ip is None:
+            found = verified.get(token)
+            if found is not None:
+                if time.time() < found[1]:
+                    return found[0]
+                verified.pop(token, None)
         try:
             key = self._key if self._key is not None else self._jwk_for(token)
             claims = self._jwt.decode(
@@ -411,7 +426,13 @@ class TokenVerifier:
             raise AuthError(_reason(exc)) from None
         except (ValueError, TypeError, KeyError, OverflowError):
             raise AuthError("invalid token") from None
-        return _principal_from_claims(claims, client_ip)
+        principal = _principal_from_claims(claims, client_ip)
+        exp = claims.get("exp")
+        if verified is not None and client_ip is None and isinstance(exp, int | float):
+            if len(verified) >= VERIFIED_CACHE_SIZE:
+                verified.clear()
+            verified[token] = (principal, exp + self._leeway)
+        return principal
 
 
 def _reason(exc: jwt.PyJWTError) -> str:

@@ -58,6 +58,26 @@ def _uuid_from_hex(value: str | None) -> uuid.UUID | None:
     return uuid.UUID(value)
 
 
+class _UUIDCache(dict[Any, Any]):
+    """Text keys read before, with their ``uuid.UUID``: ``cache[text]`` is a C-level look-up
+    for a key seen before (an OrdersPage reads about 280 keys, nearly all of them again on
+    the next request), and equal keys come back as the same object, so the loaders' dicts
+    match them by identity. Bounded: emptied when it reaches ``LIMIT`` entries."""
+
+    __slots__ = ()
+    LIMIT = 1 << 15
+
+    def __missing__(self, value: str | None) -> uuid.UUID | None:
+        key = _uuid_from_hex(value)
+        if len(self) >= self.LIMIT:
+            self.clear()
+        self[value] = key
+        return key
+
+
+_UUIDS = _UUIDCache()
+
+
 class UUIDKey(Uuid[uuid.UUID]):
     """``Uuid`` whose rows are read faster where it is stored as text (SQLite).
 
@@ -70,7 +90,7 @@ class UUIDKey(Uuid[uuid.UUID]):
 
     def result_processor(self, dialect: Any, coltype: Any) -> Any:
         if self.as_uuid and not (dialect.supports_native_uuid and self.native_uuid):
-            return _uuid_from_hex
+            return _UUIDS.__getitem__
         return super().result_processor(dialect, coltype)
 
 

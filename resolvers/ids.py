@@ -31,8 +31,20 @@ def _b64decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+_GLOBAL_IDS: dict[tuple[str, int], str] = {}
+_GLOBAL_IDS_LIMIT = 1 << 15  # emptied when full: a bound, not an eviction policy
+
+
 def to_global_id(type_name: str, key: uuid.UUID) -> str:
-    return _b64encode(f"{type_name}:{key.hex}".encode())
+    """``base64url("Type:hex")``, remembered: a page repeats the ids of the page before."""
+    cache_key = (type_name, key.int)
+    found = _GLOBAL_IDS.get(cache_key)
+    if found is None:
+        found = _b64encode(f"{type_name}:{key.hex}".encode())
+        if len(_GLOBAL_IDS) >= _GLOBAL_IDS_LIMIT:
+            _GLOBAL_IDS.clear()
+        _GLOBAL_IDS[cache_key] = found
+    return found
 
 
 def from_global_id(global_id: str, expected: str | None = None) -> tuple[str, uuid.UUID]:

@@ -132,6 +132,7 @@ class FieldPlan:
     __slots__ = (
         "child",
         "definition",
+        "exact",
         "guard",
         "is_list",
         "item_non_null",
@@ -161,6 +162,7 @@ class FieldPlan:
         self.item_non_null = False
         self.child: ObjectPlan | None = None
         self.definition: GraphQLField | None = None
+        self.exact: Any = None  # the named output type of a leaf
 
 
 def _never_waits(field: FieldPlan) -> bool:
@@ -169,7 +171,7 @@ def _never_waits(field: FieldPlan) -> bool:
 
 
 class ObjectPlan:
-    __slots__ = ("deferred", "fields", "inline", "sync", "type_name")
+    __slots__ = ("assemble", "deferred", "fields", "inline", "sync", "type_name")
     sync: bool
 
     def __init__(self, type_name: str, fields: list[FieldPlan]) -> None:
@@ -184,6 +186,76 @@ class ObjectPlan:
             f for f in deferred if f.kind == _CHILD and f.child is not None and f.child.sync
         ]
         self.deferred = [f for f in deferred if f not in self.inline]
+        self.assemble = _assembler(self)
+
+
+class _Slow(Exception):
+    """This object needs the general path (an error, a null, a denial): it reruns there."""
+
+
+_Assemble = Callable[
+    [Sequence[Any], dict[int, list[Any]], Any, Callable[[int, Any], Any]], list[Any]
+]
+
+
+def _assembler(plan: ObjectPlan) -> _Assemble:
+    """A function made for one plan that builds each source's dict in one literal.
+
+    It takes the common case only: every guard allows, every leaf reads and serializes
+    without error, no non-null leaf is null, no deferred value is invalid. Anything else
+    raises inside its ``try`` and that source's object is built again by ``slow`` (the
+    general path of :meth:`_Run.objects`, which records the errors in order); reads,
+    guards and serializers have no side effects, so running them twice changes nothing.
+    The generated text holds only indexes; every name it uses is in its namespace.
+    """
+    namespace: dict[str, Any] = {"INVALID": INVALID, "Slow": _Slow, "enumerate": enumerate}
+    head: list[str] = []
+    body: list[str] = []
+    items: list[str] = []
+    for i, field in enumerate(plan.fields):
+        namespace[f"k{i}"] = field.key
+        if field.kind == _TYPENAME:
+            namespace[f"t{i}"] = plan.type_name
+            items.append(f"k{i}: t{i}")
+            continue
+        if field.kind == _LEAF:
+            namespace[f"r{i}"], namespace[f"s{i}"] = field.read, field.serialize
+            if field.guard is not None:
+                namespace[f"g{i}"] = field.guard
+                body.append(f"if not g{i}(context, source): raise Slow")
+            body.append(f"v{i} = r{i}(source)")
+            exact = _EXACT.get(field.exact)
+            if exact is str or exact is bool:  # no call where the value is of the type
+                namespace[f"x{i}"] = exact
+                convert = [f"if v{i}.__class__ is not x{i}:", f"    v{i} = s{i}(v{i})"]
+                check = [f"    if v{i} is None: raise Slow"]
+            else:
+                convert, check = [f"v{i} = s{i}(v{i})"], [f"if v{i} is None: raise Slow"]
+            if field.non_null:  # a null, read or serialized, is the general path's error
+                body += [f"if v{i} is None: raise Slow", *convert, *check]
+            else:
+                body += [f"if v{i} is not None:", *(f"    {line}" for line in convert)]
+        else:
+            namespace[f"i{i}"] = id(field)
+            head.append(f"    d{i} = deferred[i{i}]")
+            body.append(f"v{i} = d{i}[index]")
+            body.append(f"if v{i} is INVALID: raise Slow")
+        items.append(f"k{i}: v{i}")
+    lines = [
+        "def assemble(sources, deferred, context, slow):",
+        *head,
+        "    out = []",
+        "    append = out.append",
+        "    for index, source in enumerate(sources):",
+        "        try:",
+        *(f"            {line}" for line in body),
+        f"            append({{{', '.join(items)}}})",
+        "        except Exception:",
+        "            append(slow(index, source))",
+        "    return out",
+    ]
+    exec("\n".join(lines), namespace)  # noqa: S102 (indexes only; names from the namespace)
+    return namespace["assemble"]  # type: ignore[no-any-return]
 
 
 @dataclass(slots=True)
@@ -343,6 +415,7 @@ class _Compiler:
                     raise Unsupported("nested lists")
             if isinstance(output, GraphQLScalarType | GraphQLEnumType):
                 plan.serialize = _fast_serializer(output)
+                plan.exact = output
                 if isinstance(binding, Leaf):
                     plan.kind, plan.read, plan.guard = _LEAF, binding.read, binding.guard
                     if plan.is_list:
@@ -443,44 +516,58 @@ class _Run:
             jobs = [self.complete(field, sources, paths) for field in plan.deferred]
             done = await asyncio.gather(*jobs) if len(jobs) > 1 else [await jobs[0]]
             deferred.update((id(f), values) for f, values in zip(plan.deferred, done, strict=True))
+        return plan.assemble(
+            sources,
+            deferred,
+            self.context,
+            lambda index, source: self._object(plan, source, paths[index], index, deferred),
+        )
+
+    def _object(
+        self,
+        plan: ObjectPlan,
+        source: Any,
+        path: tuple[Any, ...],
+        index: int,
+        deferred: dict[int, list[Any]],
+    ) -> Any:
+        """One source's object on the general path: its dict, or INVALID where a null
+        bubbled; every error recorded in field order."""
         context = self.context
-        out: list[Any] = []
-        for index, source in enumerate(sources):
-            result: Any = {}
-            nulled = False
-            for field in plan.fields:
-                kind = field.kind
-                if kind == _LEAF:
-                    try:
-                        if field.guard is not None and not field.guard(context, source):
-                            raise _Forbidden()
-                        value = field.read(source)  # type: ignore[misc]
-                        if value is not None:
-                            value = field.serialize(value)  # type: ignore[misc]
-                    except Exception as error:
-                        self.fail(error, field, paths[index])
-                        value = INVALID
-                    else:
-                        if value is None and field.non_null:
-                            self.null_error(field, paths[index])
-                            value = INVALID
-                elif kind == _TYPENAME:
-                    value = plan.type_name
+        result: Any = {}
+        nulled = False
+        for field in plan.fields:
+            kind = field.kind
+            if kind == _LEAF:
+                try:
+                    if field.guard is not None and not field.guard(context, source):
+                        raise _Forbidden()
+                    value = field.read(source)  # type: ignore[misc]
+                    if value is not None:
+                        value = field.serialize(value)  # type: ignore[misc]
+                except Exception as error:
+                    self.fail(error, field, path)
+                    value = INVALID
                 else:
-                    value = deferred[id(field)][index]
-                if value is INVALID:
-                    if field.non_null:
-                        # The object turns null. graphql-core stops at a field that failed
-                        # synchronously but has run the fields after one that awaited (their
-                        # errors reported): a batch stands for the awaiting kind.
-                        nulled = True
-                        if kind != _BATCH:
-                            break
-                        continue
-                    value = None
-                result[field.key] = value
-            out.append(INVALID if nulled else result)
-        return out
+                    if value is None and field.non_null:
+                        self.null_error(field, path)
+                        value = INVALID
+            elif kind == _TYPENAME:
+                value = plan.type_name
+            else:
+                value = deferred[id(field)][index]
+            if value is INVALID:
+                if field.non_null:
+                    # The object turns null. graphql-core stops at a field that failed
+                    # synchronously but has run the fields after one that awaited (their
+                    # errors reported): a batch stands for the awaiting kind.
+                    nulled = True
+                    if kind != _BATCH:
+                        break
+                    continue
+                value = None
+            result[field.key] = value
+        return INVALID if nulled else result
 
     async def complete(
         self, field: FieldPlan, sources: Sequence[Any], paths: Sequence[tuple[Any, ...]]

@@ -397,10 +397,9 @@ class GraphQLPipeline:
             plan = self._plan(prepared, coerced)
         try:
             if plan is not None:
-                data, errors = await asyncio.wait_for(
-                    self.fast.run(plan, context, coerced),  # type: ignore[union-attr,arg-type]
-                    self.execution_timeout,
-                )
+                # asyncio.timeout, not wait_for: no task of its own for every operation.
+                async with asyncio.timeout(self.execution_timeout):
+                    data, errors = await self.fast.run(plan, context, coerced)  # type: ignore[union-attr,arg-type]
                 return ExecutionResult(data=data, errors=errors or None)
             result = execute(
                 self.schema,

@@ -169,6 +169,14 @@ class ActualCounter:
                                 c, n = self.item(merged, item, child_ps)
                             here += c
                             nodes += n
+                    elif type(value) is dict and merged.single is not None:
+                        # One object of one possible type (a to-one relation, Money): what
+                        # item() does for it, without the two calls.
+                        single = merged.single
+                        child_map = merged.child_maps.get(single) or self.child_map(merged, single)
+                        c, n = self.object(child_map, value, child_ps)
+                        here += merged.weights[single] + c
+                        nodes += n + 1
                     else:
                         c, n = self.item(merged, value, child_ps)
                         here += c

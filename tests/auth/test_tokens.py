@@ -362,6 +362,20 @@ def test_zero_leeway_refuses_just_expired_token() -> None:
     assert rejects(TokenVerifier(settings), token).reason == "token expired"
 
 
+def test_remembered_token_is_refused_once_expired() -> None:
+    """A verified token is remembered (issue #13's read path), but never past its ``exp``."""
+    verifier = TokenVerifier(JWTSettings(secret=SECRET, leeway_seconds=0))
+    exp = int(time.time()) + 2
+    token = sign_hs(claims(exp=exp))
+    first, again = verifier.verify(token), verifier.verify(token)
+    assert first == again and first.tenant_id == TENANT
+    assert (
+        rejects(verifier, sign_hs(claims(exp=exp), secret="x" * 32)).reason == "invalid signature"
+    )
+    time.sleep(max(0.0, exp - time.time()) + 0.05)
+    assert rejects(verifier, token).reason == "token expired"
+
+
 def test_not_yet_valid_token_is_refused(hs_verifier: TokenVerifier) -> None:
     now = int(time.time())
     assert rejects(hs_verifier, sign_hs(claims(nbf=now + 600))).reason == "token not yet valid"
