@@ -120,3 +120,31 @@ class Server:
                 self.process.kill()
                 self.process.wait(timeout=10)
         self.log.close()
+
+
+@contextlib.contextmanager
+def two_workers_on_postgres(tmp: Path, env: dict[str, str]) -> Iterator[Server]:
+    """``serve --workers 2`` on a fresh seeded PostgreSQL database and the shared Redis (the
+    configuration users deploy), with ``env`` on top; stopped and dropped afterwards."""
+    from tests.server.conftest import seeded_database
+    from tests.services import REDIS_URL, require_redis
+
+    require_redis()
+    database = seeded_database("postgres", tmp)
+    database_url = next(database)
+    server = Server(
+        {
+            "TOLLGATE_DATABASE_URL": database_url,
+            "TOLLGATE_REDIS_URL": REDIS_URL,
+            "TOLLGATE_WORKERS": "2",
+            "TOLLGATE_REDIS_TIMEOUT_MS": "500",
+            **env,
+        },
+        tmp,
+        args=("--workers", "2"),
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
+        database.close()

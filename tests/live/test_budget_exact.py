@@ -18,9 +18,7 @@ import pytest
 from auth import Role
 from auth.tokens import mint_token
 from server.settings import Settings
-from tests.live.servers import Server
-from tests.server.conftest import seeded_database
-from tests.services import REDIS_URL, require_redis
+from tests.live.servers import Server, two_workers_on_postgres
 
 pytestmark = pytest.mark.slow
 
@@ -32,30 +30,15 @@ ORDERS_PAGE = (
 
 @pytest.fixture(scope="module")
 def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    require_redis()
-    tmp = tmp_path_factory.mktemp("exact")
-    database = seeded_database("postgres", tmp)
-    database_url = next(database)
-    server = Server(
-        {
-            "TOLLGATE_DATABASE_URL": database_url,
-            "TOLLGATE_REDIS_URL": REDIS_URL,
-            "TOLLGATE_WORKERS": "2",
-            "TOLLGATE_USER_CAPACITY": str(CAPACITY),
-            "TOLLGATE_USER_RESTORE_RATE": str(RATE),
-            "TOLLGATE_REDIS_TIMEOUT_MS": "500",
-            # Each OrdersPage must be executed, charged and refunded: a cache hit would be
-            # charged its flat price and never reach the refunds this module is about.
-            "TOLLGATE_RESPONSE_CACHE": "off",
-        },
-        tmp,
-        args=("--workers", "2"),
-    )
-    try:
+    env = {
+        "TOLLGATE_USER_CAPACITY": str(CAPACITY),
+        "TOLLGATE_USER_RESTORE_RATE": str(RATE),
+        # Each OrdersPage must be executed, charged and refunded: a cache hit would be
+        # charged its flat price and never reach the refunds this module is about.
+        "TOLLGATE_RESPONSE_CACHE": "off",
+    }
+    with two_workers_on_postgres(tmp_path_factory.mktemp("exact"), env) as server:
         yield server
-    finally:
-        server.stop()
-        database.close()
 
 
 def _fresh_staff_token(server: Server) -> str:

@@ -11,9 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.live.servers import Server
-from tests.server.conftest import seeded_database
-from tests.services import REDIS_URL, require_redis
+from tests.live.servers import Server, two_workers_on_postgres
 
 pytestmark = pytest.mark.slow
 
@@ -28,28 +26,14 @@ mutation($input: UpdateProductInput!) {
 
 @pytest.fixture(scope="module")
 def workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    require_redis()
-    tmp = tmp_path_factory.mktemp("cache-workers")
-    database = seeded_database("postgres", tmp)
-    database_url = next(database)
-    server = Server(
-        {
-            "TOLLGATE_DATABASE_URL": database_url,
-            "TOLLGATE_REDIS_URL": REDIS_URL,
-            "TOLLGATE_WORKERS": "2",
-            "TOLLGATE_REDIS_TIMEOUT_MS": "500",
-            "TOLLGATE_RESPONSE_CACHE_PREFIX": f"tg:rc:live:{time.time_ns()}:",
-            # Budgets are not under test (and the demo users' buckets in the shared Redis
-            # may be drained by other suites).
-            "TOLLGATE_RATELIMIT": "false",
-        },
-        tmp,
-    )
-    try:
+    env = {
+        "TOLLGATE_RESPONSE_CACHE_PREFIX": f"tg:rc:live:{time.time_ns()}:",
+        # Budgets are not under test (and the demo users' buckets in the shared Redis
+        # may be drained by other suites).
+        "TOLLGATE_RATELIMIT": "false",
+    }
+    with two_workers_on_postgres(tmp_path_factory.mktemp("cache-workers"), env) as server:
         yield server
-    finally:
-        server.stop()
-        database.close()
 
 
 async def _post(
