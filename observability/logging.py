@@ -52,7 +52,11 @@ OPERATION_FIELDS = (
 )
 OPERATION_LOGGER = "tollgate.operation"
 # Loggers that install their own handlers; sent through the root (JSON) handler instead.
-CAPTURED_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "gunicorn.error")
+CAPTURED_LOGGERS = ("uvicorn", "uvicorn.error", "gunicorn.error")
+# uvicorn writes its access line whenever this logger has a handler, even through the root:
+# the per-operation line is the access log, so this one is kept off (no handler, no
+# propagation), as `serve`'s access_log=False means.
+SILENCED_LOGGERS = ("uvicorn.access",)
 
 # orjson escapes U+0000-U+001F but leaves these raw; some log viewers and Python's
 # str.splitlines() treat them as line breaks, so escape them too (same decoded string).
@@ -279,6 +283,11 @@ def configure_logging(
         for old in list(captured.handlers):
             captured.removeHandler(old)
         captured.propagate = True
+    for name in SILENCED_LOGGERS:
+        silenced = logging.getLogger(name)
+        for old in list(silenced.handlers):
+            silenced.removeHandler(old)
+        silenced.propagate = False
 
 
 def get_logger(name: str) -> Any:

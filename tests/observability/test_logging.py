@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 import pytest
+from _pytest.logging import LogCaptureHandler
 import structlog
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -134,6 +135,24 @@ def test_t21_stdlib_records_and_tracebacks_are_json_too(log_stream: io.StringIO)
     assert parsed[0]["logger"] == "strawberry.execution"
     assert "ValueError" in parsed[0]["exception"]
     assert parsed[1]["logger"] == "uvicorn.error" and parsed[1]["level"] == "warning"
+
+
+def test_uvicorn_access_lines_stay_off(log_stream: io.StringIO) -> None:
+    """`serve` runs uvicorn with access_log=False: the operation line is the access log.
+
+    uvicorn decides per connection with `hasHandlers()` on its access logger; a logger that
+    propagates to the root JSON handler would write a second line for every request (and cost
+    the request path a stdlib LogRecord and a second render).
+    """
+    access = logging.getLogger("uvicorn.access")
+    # pytest hangs its capture handlers on every logger that does not propagate; uvicorn's
+    # own check is hasHandlers(), which outside pytest sees none of these.
+    own = [h for h in access.handlers if not isinstance(h, LogCaptureHandler)]
+    assert own == [] and not access.propagate
+    access.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:1", "POST", "/graphql", "1.1", 200)
+    log_operation(operation_name="Q", outcome="OK", http_status=200)
+    parsed = lines(log_stream)
+    assert [p["event"] for p in parsed] == ["graphql.operation"]
 
 
 def test_long_operation_names_are_truncated(log_stream: io.StringIO) -> None:
