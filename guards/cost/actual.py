@@ -85,11 +85,26 @@ def _flatten(sels: Iterable[Selection]) -> list[Selection]:
 
 
 def merge(sels: tuple[Selection, ...]) -> dict[str, Merged]:
+    """The response keys of a selection that can add to the count.
+
+    A single scalar of weight 0 with no surcharge and no priced argument adds nothing,
+    present or not, so the walk skips it: most of a response's fields are such leaves.
+    """
     groups: dict[str, list[CompiledField]] = {}
     for sel in _flatten(sels):
         for f in sel.fields:
             groups.setdefault(f.key, []).append(f)
-    return {key: Merged(fields) for key, fields in groups.items()}
+    merged = (Merged(fields) for fields in groups.values())
+    return {m.first.key: m for m in merged if not _adds_nothing(m)}
+
+
+def _adds_nothing(merged: Merged) -> bool:
+    return (
+        merged.leaf_weight == 0
+        and not merged.is_list
+        and merged.extra <= 0
+        and not merged.dynamic
+    )
 
 
 class ActualCounter:
