@@ -7,7 +7,7 @@ import functools
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
 from aiodataloader import DataLoader
 from sqlalchemy import Table, bindparam, func, select
@@ -35,6 +35,7 @@ ORDER_ITEMS: Table = models.OrderItem.__table__  # type: ignore[assignment]
 REVIEWS: Table = models.Review.__table__  # type: ignore[assignment]
 
 BatchHook = Callable[[str, int], None]
+L = TypeVar("L", bound="_TenantLoader")
 
 
 def _noop_hook(name: str, size: int) -> None:
@@ -288,23 +289,48 @@ class ReviewCountByAuthorIdLoader(_CountByParentLoader):
     table, parent_col = REVIEWS, "author_id"
 
 
+class _Lazy(Generic[L]):
+    """A loader of the bundle made on first use: most operations touch two or three of them,
+    and a DataLoader costs a few microseconds to make."""
+
+    def __init__(self, kind: type[L]) -> None:
+        self.kind = kind
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, bundle: None, owner: type) -> _Lazy[L]: ...
+    @overload
+    def __get__(self, bundle: Loaders, owner: type) -> L: ...
+    def __get__(self, bundle: Loaders | None, owner: type) -> _Lazy[L] | L:
+        if bundle is None:
+            return self
+        loader = self.kind(bundle.db, bundle.on_batch)
+        bundle.__dict__[self.name] = loader  # later reads find the instance's own attribute
+        return loader
+
+
 class Loaders:
     """A fresh bundle of loaders for one request (their caches must not outlive it)."""
 
+    user = _Lazy(UserByIdLoader)
+    product = _Lazy(ProductByIdLoader)
+    order = _Lazy(OrderByIdLoader)
+    review = _Lazy(ReviewByIdLoader)
+    order_items = _Lazy(OrderItemsByOrderIdLoader)
+    average_rating = _Lazy(AverageRatingByProductIdLoader)
+    orders_by_customer = _Lazy(OrdersByCustomerIdLoader)
+    reviews_by_product = _Lazy(ReviewsByProductIdLoader)
+    reviews_by_author = _Lazy(ReviewsByAuthorIdLoader)
+    order_count_by_customer = _Lazy(OrderCountByCustomerIdLoader)
+    review_count_by_product = _Lazy(ReviewCountByProductIdLoader)
+    review_count_by_author = _Lazy(ReviewCountByAuthorIdLoader)
+
     def __init__(self, db: RequestDb, on_batch: BatchHook = _noop_hook) -> None:
         self.db = db
-        self.user = UserByIdLoader(db, on_batch)
-        self.product = ProductByIdLoader(db, on_batch)
-        self.order = OrderByIdLoader(db, on_batch)
-        self.review = ReviewByIdLoader(db, on_batch)
-        self.order_items = OrderItemsByOrderIdLoader(db, on_batch)
-        self.average_rating = AverageRatingByProductIdLoader(db, on_batch)
-        self.orders_by_customer = OrdersByCustomerIdLoader(db, on_batch)
-        self.reviews_by_product = ReviewsByProductIdLoader(db, on_batch)
-        self.reviews_by_author = ReviewsByAuthorIdLoader(db, on_batch)
-        self.order_count_by_customer = OrderCountByCustomerIdLoader(db, on_batch)
-        self.review_count_by_product = ReviewCountByProductIdLoader(db, on_batch)
-        self.review_count_by_author = ReviewCountByAuthorIdLoader(db, on_batch)
+        self.on_batch = on_batch
 
     def clear_all(self) -> None:
         """Forget every cached value (after a write, reads must see the new state)."""
