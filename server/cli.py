@@ -642,8 +642,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "buckets per worker",
             file=sys.stderr,
         )
-    uvicorn.run(
-        "server.asgi:create",
+    options: dict[str, Any] = dict(
         factory=True,
         host=host,
         port=port,
@@ -657,8 +656,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ssl_keyfile=args.ssl_keyfile or settings.ssl_keyfile,
         ssl_context_factory=tls_context if certfile else None,
         timeout_graceful_shutdown=30,
-        app_dir=str(ROOT),
     )
+    if workers == 1:
+        uvicorn.run("server.asgi:create", app_dir=str(ROOT), **options)
+        return EXIT_OK
+    from server.workers import serve_workers
+
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    serve_workers(uvicorn.Config("server.asgi:create", **options))
     return EXIT_OK
 
 

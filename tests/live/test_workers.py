@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import re
+import socket
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import jwt
@@ -107,3 +111,59 @@ async def test_the_budget_is_global_across_workers(two_workers: Server) -> None:
             )
         )
         assert total >= admitted / 11, "metrics must sum every worker's operations"
+
+
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        for task in os.listdir(f"/proc/{current}/task"):
+            with contextlib.suppress(OSError):
+                todo += [
+                    int(c)
+                    for c in Path(f"/proc/{current}/task/{task}/children").read_text().split()
+                ]
+    return found
+
+
+def _connections_by_process(port: int, pids: list[int]) -> dict[int, int]:
+    """How many established connections to ``port`` each process holds (from /proc)."""
+    established = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == port and fields[3] == "01":
+            established.add(f"socket:[{fields[9]}]")
+    counts = {}
+    for pid in pids:
+        links = []
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                links.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        counts[pid] = sum(1 for link in links if link in established)
+    return counts
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads Linux's /proc")
+def test_keep_alive_connections_are_spread_over_the_workers(tmp_path: Path) -> None:
+    """A client pool's keep-alive connections, opened one after the other while the server
+    is idle (as a load balancer's pool fills), land on both workers. With one shared
+    listening socket they landed 31/1, 28/4 and 27/5: one worker carried the load."""
+    database_url = next(seeded_database("sqlite", tmp_path))
+    server = Server({"TOLLGATE_DATABASE_URL": database_url}, tmp_path, args=("--workers", "2"))
+    connections: list[socket.socket] = []
+    try:
+        for _ in range(32):
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+            connections.append(sock)
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: tollgate\r\n\r\n")
+            assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+            time.sleep(0.01)
+        held = _connections_by_process(server.port, _descendants(server.process.pid))
+        busy = sorted(n for n in held.values() if n)
+        assert sum(busy) == 32, held  # every connection is held by a worker
+        assert len(busy) == 2 and busy[0] >= 6, held  # P(fewer than 6 of 32 by hash) ~ 1e-4
+    finally:
+        for sock in connections:
+            sock.close()
+        server.stop()
