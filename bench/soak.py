@@ -35,6 +35,7 @@ import math
 import os
 import random
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -772,6 +773,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "< 200 ms and no error but 429. --concurrency then bounds the client's connections",
     )
     parser.add_argument("--step-duration", type=float, default=10.0)
+    parser.add_argument(
+        "--server-log", type=Path, default=None, metavar="PATH",
+        help="keep the server's log there (with --set TOLLGATE_ACCESS_LOG=true: a line per "
+        "operation with its server-side latency)",
+    )  # fmt: skip
     parser.add_argument("--operations-dir", type=Path, default=run.OPERATIONS_DIR)
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "soak.json")
     parser.add_argument("--drive", type=Path, help=argparse.SUPPRESS)
@@ -888,6 +894,8 @@ def _soak(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             run.stop(server)
             problems = _log_problems(server.log_path)
+            if args.server_log is not None and server.log_path.exists():
+                shutil.copyfile(server.log_path, args.server_log)
             try:
                 removed = delete_rate_limit_keys(REDIS_URL, tenant_ids)
                 print(f"==> deleted {removed} rate-limit keys of this run", file=sys.stderr)
