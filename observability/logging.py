@@ -295,6 +295,21 @@ def get_logger(name: str) -> Any:
     return structlog.get_logger(name)
 
 
+_bound: list[Any] = []  # [config objects, bound logger] of the operation logger
+
+
+def _operation_logger() -> Any:
+    """The operation logger, bound once per structlog configuration (a lazy proxy binds
+    on every call: a new logger and a new writer per line)."""
+    config = structlog.get_config()
+    current = (config["processors"], config["logger_factory"], config["wrapper_class"])
+    if _bound and all(a is b for a, b in zip(_bound[0], current, strict=True)):
+        return _bound[1]
+    logger = structlog.get_logger(OPERATION_LOGGER).bind()
+    _bound[:] = [current, logger]
+    return logger
+
+
 def log_operation(**fields: Any) -> None:
     """Emit ONE JSON line describing a finished GraphQL operation.
 
@@ -314,7 +329,7 @@ def log_operation(**fields: Any) -> None:
     event.update(fields)
     outcome = event["outcome"]
     status = event["http_status"]
-    logger = structlog.get_logger(OPERATION_LOGGER)
+    logger = _operation_logger()
     if outcome == "INTERNAL_SERVER_ERROR" or (isinstance(status, int) and status >= 500):
         logger.error("graphql.operation", **event)
     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import os
 import re
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -25,6 +26,7 @@ COST_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000)
 
 OTHER = "other"
+_MAX_CHILDREN = 4096  # remembered labelled children (every label set here is bounded)
 ANONYMOUS = "anonymous"
 OPERATION_TYPES = frozenset({"query", "mutation", "subscription"})
 HTTP_METHODS = frozenset({"GET", "POST", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE"})
@@ -112,6 +114,7 @@ class Metrics:
         multiprocess_dir: str | None = None,
         namespace: str = "tollgate",
     ) -> None:
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         if multiprocess_dir is not None:
             env_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
             if not multiprocess_active() or env_dir is None:
@@ -284,10 +287,24 @@ class Metrics:
         """Return query, mutation or subscription, else "unknown"."""
         return operation_type if operation_type in OPERATION_TYPES else "unknown"
 
+    def _child(self, metric: Any, *values: str) -> Any:
+        """``metric.labels(*values)``, remembered: the same few children serve every request
+        (labels() validates and locks each time; label values here are bounded sets)."""
+        key = (id(metric), values)
+        child = self._children.get(key)
+        if child is None:
+            child = metric.labels(*values)
+            if len(self._children) < _MAX_CHILDREN:
+                self._children[key] = child
+        return child
+
     def observe_http(self, method: str, route: str, status: int, seconds: float) -> None:
         """Record one HTTP request (route from the server's fixed set, e.g. "/graphql")."""
-        self.http_request_duration_seconds.labels(
-            method if method in HTTP_METHODS else OTHER, self._route(route), str(status)
+        self._child(
+            self.http_request_duration_seconds,
+            method if method in HTTP_METHODS else OTHER,
+            self._route(route),
+            str(status),
         ).observe(seconds)
 
     def operation(
@@ -302,59 +319,64 @@ class Metrics:
     ) -> None:
         """Count one GraphQL operation and observe its requested/actual cost when known."""
         label = self.bound_operation_name(name, registered)
-        self.graphql_operations_total.labels(
-            label, self.bound_operation_type(operation_type), self._code(outcome)
+        self._child(
+            self.graphql_operations_total,
+            label,
+            self.bound_operation_type(operation_type),
+            self._code(outcome),
         ).inc()
         if cost_requested is not None:
-            self.graphql_cost_requested.labels(label).observe(cost_requested)
+            self._child(self.graphql_cost_requested, label).observe(cost_requested)
         if cost_actual is not None:
-            self.graphql_cost_actual.labels(label).observe(cost_actual)
+            self._child(self.graphql_cost_actual, label).observe(cost_actual)
 
     def refusal(self, code: str, mode: str = "enforce") -> None:
         """Count an operation refused before execution (code is an `extensions.code`); mode
         "measure" counts what a limit in measure mode would have refused."""
         if mode not in LIMIT_MODES:
             raise ValueError(f"unknown limit mode {mode!r}")
-        self.graphql_refusals_total.labels(self._code(code), mode).inc()
+        self._child(self.graphql_refusals_total, self._code(code), mode).inc()
 
     def ratelimit_decision(self, decision: str, policy: str) -> None:
         """Count a rate-limit decision: allowed, throttled or error."""
         if decision not in RATELIMIT_DECISIONS:
             raise ValueError(f"unknown rate-limit decision {decision!r}")
-        self.ratelimit_decisions_total.labels(decision, self._policy(policy)).inc()
+        self._child(self.ratelimit_decisions_total, decision, self._policy(policy)).inc()
 
     def pq_lookup(self, hit: bool) -> None:
         """Count a persisted-query registry lookup."""
-        self.pq_registry_lookups_total.labels("hit" if hit else "miss").inc()
+        self._child(self.pq_registry_lookups_total, "hit" if hit else "miss").inc()
 
     def dataloader_batch(self, loader: str, size: int) -> None:
         """Observe the number of keys in one DataLoader batch."""
-        self.dataloader_batch_size.labels(self._loader(loader)).observe(size)
+        self._child(self.dataloader_batch_size, self._loader(loader)).observe(size)
 
     def dependency_error(self, dependency: str, kind: str) -> None:
         """Count an error talking to the database or Redis (kind: e.g. timeout, connection)."""
         if dependency not in DEPENDENCIES:
             raise ValueError(f"unknown dependency {dependency!r}")
-        self.dependency_errors_total.labels(dependency, self._kind(kind)).inc()
+        self._child(self.dependency_errors_total, dependency, self._kind(kind)).inc()
 
     def deprecated_field(self, field: str, client_name: str | None) -> None:
         """Count a use of a deprecated field ("Type.field") by a client name."""
-        self.deprecated_field_usage_total.labels(
-            self._field(field), self._client(client_name) if client_name else "unknown"
+        self._child(
+            self.deprecated_field_usage_total,
+            self._field(field),
+            self._client(client_name) if client_name else "unknown",
         ).inc()
 
     def webhook_attempt(self, outcome: str, ok: bool, seconds: float, *, retried: bool) -> None:
         """Record one webhook attempt; outcome is delivered, retry, failed, disabled or lost."""
         if outcome not in WEBHOOK_OUTCOMES:
             raise ValueError(f"unknown webhook outcome {outcome!r}")
-        self.webhook_attempts_total.labels("success" if ok else "failure").inc()
+        self._child(self.webhook_attempts_total, "success" if ok else "failure").inc()
         self.webhook_attempt_duration_seconds.observe(seconds)
         if retried:
             self.webhook_retries_total.inc()
         if outcome == "delivered":
-            self.webhook_deliveries_total.labels("delivered").inc()
+            self._child(self.webhook_deliveries_total, "delivered").inc()
         elif outcome in ("failed", "disabled"):
-            self.webhook_deliveries_total.labels("failed").inc()
+            self._child(self.webhook_deliveries_total, "failed").inc()
         if outcome == "disabled":
             self.webhook_endpoints_disabled_total.inc()
 
@@ -363,7 +385,7 @@ class Metrics:
         if event not in RESPONSE_CACHE_EVENTS:
             raise ValueError(f"unknown response-cache event {event!r}")
         if count > 0:
-            self.response_cache_events_total.labels(event).inc(count)
+            self._child(self.response_cache_events_total, event).inc(count)
 
     def render(self, accept: str | None = None) -> tuple[bytes, str]:
         """Return the exposition (body, content type); sums all workers in multiprocess mode.

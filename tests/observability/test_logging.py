@@ -253,3 +253,13 @@ async def test_request_id_middleware_feeds_the_log_line(log_stream: io.StringIO)
     (line,) = [line for line in lines(log_stream) if line["logger"] == "tollgate.operation"]
     echoed = dict(sent[0]["headers"])[b"x-request-id"].decode()
     assert line["request_id"] == echoed
+
+
+def test_operation_lines_follow_a_new_configuration(log_stream: io.StringIO) -> None:
+    """The operation logger is bound once per configuration, never kept past one."""
+    log_operation(operation_name="First", outcome="OK")
+    second = io.StringIO()
+    configure_logging(level="DEBUG", stream=second)
+    log_operation(operation_name="Second", outcome="OK")
+    assert [p["operation_name"] for p in lines(log_stream)] == ["First"]
+    assert [p["operation_name"] for p in lines(second)] == ["Second"]
