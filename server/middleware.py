@@ -6,12 +6,22 @@ import time
 from typing import Any
 
 import orjson
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+_SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (b"cross-origin-resource-policy", b"same-origin"),
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+)
+_HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 
 
 class SecurityHeadersMiddleware:
-    """nosniff, referrer policy, frame denial; HSTS only when served over TLS."""
+    """nosniff, referrer policy, frame denial; HSTS only when served over TLS. A header the
+    response already has is kept (GraphiQL's page sets its own Content-Security-Policy);
+    HSTS always replaces."""
 
     def __init__(self, app: ASGIApp, *, hsts: bool = False) -> None:
         self.app = app
@@ -21,21 +31,17 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        tls = scope.get("scheme") == "https"
+        hsts = self.hsts or scope.get("scheme") == "https"
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                headers.setdefault("X-Content-Type-Options", "nosniff")
-                headers.setdefault("Referrer-Policy", "no-referrer")
-                headers.setdefault("X-Frame-Options", "DENY")
-                headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
-                if "content-security-policy" not in headers:
-                    headers["Content-Security-Policy"] = (
-                        "default-src 'none'; frame-ancestors 'none'"
-                    )
-                if tls or self.hsts:
-                    headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+                raw = list(message.get("headers") or ())
+                present = {name.lower() for name, _ in raw}
+                raw += [h for h in _SECURITY_HEADERS if h[0] not in present]
+                if hsts:
+                    raw = [h for h in raw if h[0].lower() != _HSTS[0]]
+                    raw.append(_HSTS)
+                message["headers"] = raw
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -234,6 +234,12 @@ async def test_security_headers_and_request_ids(client: httpx.AsyncClient, token
     )
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["referrer-policy"] == "no-referrer"
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["cross-origin-resource-policy"] == "same-origin"
+    assert response.headers["content-security-policy"] == (
+        "default-src 'none'; frame-ancestors 'none'"
+    )
+    assert len(response.headers.get_list("content-security-policy")) == 1
     assert "strict-transport-security" not in response.headers
     assert (
         response.headers["x-request-id"] != "bad id\nwith newline"
@@ -245,6 +251,7 @@ async def test_graphiql_is_served_from_the_app_under_a_csp(client: httpx.AsyncCl
     page = await client.get("/graphql", headers={"Accept": "text/html"})
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     csp = page.headers["content-security-policy"]
+    assert len(page.headers.get_list("content-security-policy")) == 1  # the page's own
     assert "script-src 'self'" in csp and "http" not in csp.split("connect-src")[0]
     assert "cdn" not in page.text.lower() and "https://" not in page.text
     script = await client.get("/graphiql/static/graphiql.min.js")
