@@ -26,6 +26,7 @@ class Merged:
     """All field nodes sharing one response key, as graphql-core merges them."""
 
     __slots__ = (
+        "batchable",
         "child_maps",
         "children",
         "dynamic",
@@ -68,6 +69,15 @@ class Merged:
         self.typename_keys = tuple(keys)
         self.single = next(iter(self.children)) if len(self.children) == 1 else None
         self.child_maps: dict[str, dict[str, Merged]] = {}
+        # Counted a level at a time (ActualCounter.objects): one possible type, a fixed
+        # surcharge, no negative weight, so that no instance needs clamping at 0 on its own.
+        self.batchable = (
+            not self.dynamic
+            and self.extra >= 0
+            and self.null_weight >= 0
+            and all(w >= 0 for w in self.weights.values())
+            and (self.single is not None if self.leaf_weight is None else self.leaf_weight >= 0)
+        )
 
 
 def _flatten(sels: Iterable[Selection]) -> list[Selection]:
@@ -100,10 +110,7 @@ def merge(sels: tuple[Selection, ...]) -> dict[str, Merged]:
 
 def _adds_nothing(merged: Merged) -> bool:
     return (
-        merged.leaf_weight == 0
-        and not merged.is_list
-        and merged.extra <= 0
-        and not merged.dynamic
+        merged.leaf_weight == 0 and not merged.is_list and merged.extra <= 0 and not merged.dynamic
     )
 
 
@@ -127,6 +134,77 @@ class ActualCounter:
             found = self.plan.size(f, self.variables, ps)
             self.sizes[key] = found
         return found
+
+    def objects(
+        self, merged_map: dict[str, Merged], objs: list[Mapping[str, Any]], ps: int | None
+    ) -> tuple[int, int]:
+        """What :meth:`object` counts for each of ``objs`` (one selection, one parent size),
+        summed, a level at a time: one pass per field over all the objects of a level instead
+        of a call per object (a page of 20 orders has about 250 objects and 8 levels)."""
+        cost = nodes = 0
+        for key, merged in merged_map.items():
+            if not merged.batchable:
+                alone = {key: merged}
+                for obj in objs:
+                    c, n = self.object(alone, obj, ps)
+                    cost += c
+                    nodes += n
+                continue
+            values = [v for obj in objs if (v := obj.get(key, MISSING)) is not MISSING]
+            if not values:
+                continue
+            cost += merged.extra * len(values)
+            first = merged.first
+            if not merged.sized:
+                size = 1
+            elif first.slicing or (first.size_from_parent and ps is not None):
+                size = self.size(first, ps)
+            else:
+                size = first.fixed_size
+            leaf_weight = merged.leaf_weight
+            if leaf_weight is not None:
+                for value in values:
+                    if value is not None:
+                        cost += self.count_leaves(merged, value, size) * leaf_weight
+                continue
+            child_ps = size if first.parent_sized else None
+            found: list[Mapping[str, Any]] = []
+            for value in values:
+                if value is None:
+                    cost += merged.null_weight
+                elif merged.is_list and isinstance(value, list):
+                    if len(value) > size:
+                        self.overflow += 1
+                        value = value[:size]
+                    for item in value:
+                        if type(item) is dict:
+                            found.append(item)
+                            continue
+                        if isinstance(item, list):
+                            c, n = self.nested(merged, item, child_ps)
+                        elif item is None:
+                            c, n = merged.null_weight, 0
+                        else:
+                            c, n = self.item(merged, item, child_ps)
+                        cost += c
+                        nodes += n
+                elif type(value) is dict:
+                    found.append(value)
+                else:
+                    c, n = self.item(merged, value, child_ps)
+                    cost += c
+                    nodes += n
+            if found:
+                single = merged.single
+                assert single is not None  # batchable composites have one possible type
+                cost += merged.weights[single] * len(found)
+                nodes += len(found)
+                child_map = merged.child_maps.get(single) or self.child_map(merged, single)
+                if child_map:
+                    c, n = self.objects(child_map, found, child_ps)
+                    cost += c
+                    nodes += n
+        return cost, nodes
 
     def object(
         self, merged_map: dict[str, Merged], obj: Mapping[str, Any], ps: int | None

@@ -221,7 +221,7 @@ class CostPlan:
         if not isinstance(data, Mapping):
             return ActualCost(0, 0, 0)
         counter = ActualCounter(self, variables)
-        cost, nodes = counter.object(self.merged((self._root,)), data, None)
+        cost, nodes = counter.objects(self.merged((self._root,)), [data], None)
         return ActualCost(cost, nodes, counter.overflow)
 
     def merged(self, sels: tuple[Selection, ...]) -> dict[str, Merged]:

@@ -28,6 +28,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from guards.cost import CostModel
+from guards.cost.actual import ActualCounter
 
 MAX_DEPTH = 5
 FIRST_VALUES = [-3, 0, 1, 2, 3, 5, 150, 2**31 - 1, None]
@@ -221,6 +222,48 @@ def test_actual_cost_never_exceeds_requested(
     assert 0 <= actual.cost <= estimate.requested, (text, builder.variables, result.data)
     assert 0 <= actual.nodes <= estimate.nodes, text
     assert estimate.actual(result.data) == actual.cost
+
+
+def _disturb(value: Any, rng: random.Random) -> Any:
+    """The same response with some lists longer than priced and some objects null."""
+    if isinstance(value, list):
+        items = [_disturb(v, rng) for v in value]
+        if items and rng.random() < 0.3:
+            items = items * rng.randint(2, 4)
+        if items and rng.random() < 0.2:
+            items[rng.randrange(len(items))] = None
+        return items
+    if isinstance(value, dict):
+        return {
+            k: None if isinstance(v, dict) and rng.random() < 0.1 else _disturb(v, rng)
+            for k, v in value.items()
+        }
+    return value
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(data=st.data(), seed=st.integers(0, 2**32))
+def test_the_level_walk_counts_what_the_object_walk_counts(
+    contract_schema: GraphQLSchema, model: CostModel, data: st.DataObject, seed: int
+) -> None:
+    """actual_cost counts a level at a time; an object at a time (the walk it replaced, still
+    used for what cannot be batched) must give the same cost, nodes and overflow, also on
+    responses longer than priced and with nulls."""
+    builder = OperationBuilder(data.draw, contract_schema)
+    text = builder.operation()
+    document = parse(text)
+    assume(not validate(contract_schema, document))
+    plan = model.compile(document)
+    result = respond(contract_schema, document, builder.variables, seed)
+    response = _disturb(result.data, random.Random(seed))
+    one_by_one = ActualCounter(plan, builder.variables)
+    cost, nodes = one_by_one.object(plan.merged((plan._root,)), response, None)
+    actual = plan.actual_cost(response, builder.variables)
+    assert (actual.cost, actual.nodes, actual.overflow) == (cost, nodes, one_by_one.overflow), text
 
 
 def test_builder_produces_valid_documents(contract_schema: GraphQLSchema) -> None:
