@@ -9,11 +9,17 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 
+_ZERO = dt.timedelta(0)
+
 
 def _serialize_datetime(value: dt.datetime) -> str:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    """ISO 8601 in UTC with a ``Z``; a naive value is UTC (SQLite stores naive UTC)."""
+    offset = value.utcoffset()
+    if offset is None:
+        return value.isoformat() + "Z"
+    if offset != _ZERO:
+        value = value.astimezone(dt.UTC)
+    return value.replace(tzinfo=None).isoformat() + "Z"
 
 
 def _parse_datetime(value: Any) -> dt.datetime:
