@@ -12,7 +12,6 @@ import redis.asyncio as aioredis
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -35,6 +34,7 @@ from server import dbstats, faults, graphiql
 from server.endpoint import GraphQLEndpoint
 from server.middleware import (
     BodySizeLimitMiddleware,
+    CompressionMiddleware,
     HTTPMetricsMiddleware,
     SecurityHeadersMiddleware,
 )
@@ -239,7 +239,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 "x-ratelimit-reset",
             ],
         ),
-        Middleware(GZipMiddleware, minimum_size=1024),
+        Middleware(CompressionMiddleware, minimum_size=1024),
     ]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.settings = settings

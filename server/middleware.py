@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 import orjson
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _SECURITY_HEADERS = (
@@ -147,3 +148,46 @@ class HTTPMetricsMiddleware:
             path = scope.get("path", "")
             route = next((r for r in self.ROUTES if path.startswith(r)), "other")
             self.metrics.observe_http(scope["method"], route, status, time.perf_counter() - started)
+
+
+class CompressionMiddleware(GZipMiddleware):
+    """starlette's GZipMiddleware for clients that accept gzip. The others (most API
+    clients send no Accept-Encoding) skip its identity responder, which holds back every
+    response start and re-reads its list of excluded content types per request, for a send
+    that only adds ``Vary: Accept-Encoding`` to the start, as the identity responder does
+    for a response it would have compressed (here also to small ones: harmless, and a
+    cache keyed on it stays right)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or _accepts_gzip(scope):
+            await super().__call__(scope, receive, send)
+            return
+
+        async def send_with_vary(message: Message) -> None:
+            if message["type"] == "http.response.start" and message.get("status") != 206:
+                message["headers"] = _with_vary(list(message.get("headers") or ()))
+            await send(message)
+
+        await self.app(scope, receive, send_with_vary)
+
+
+def _accepts_gzip(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"accept-encoding":
+            return b"gzip" in value
+    return False
+
+
+def _with_vary(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """``headers`` varying on Accept-Encoding too (not for an already encoded body)."""
+    names = [name.lower() for name, _ in headers]
+    if b"content-encoding" in names:
+        return headers
+    if b"vary" not in names:
+        headers.append((b"vary", b"Accept-Encoding"))
+        return headers
+    index = names.index(b"vary")
+    name, value = headers[index]
+    if b"accept-encoding" not in value.lower():
+        headers[index] = (name, value + b", Accept-Encoding")
+    return headers

@@ -53,6 +53,29 @@ async def test_large_responses_are_gzipped(client: httpx.AsyncClient, tokens: To
     assert response.json()["data"]["orders"]["nodes"]
 
 
+@pytest.mark.parametrize("accept", ["identity", None])
+async def test_uncompressed_answers_still_vary_on_accept_encoding(
+    client: httpx.AsyncClient, tokens: Tokens, accept: str | None
+) -> None:
+    """A cache between client and server must not hand a gzipped body to a client that did
+    not ask for one, nor the reverse: every answer names Accept-Encoding in Vary, beside
+    what the endpoint already varies on (Authorization for a caller's GET)."""
+    request = client.build_request(
+        "GET",
+        "/graphql",
+        params={"query": operation("ProductCatalog") + "\n# vary", "variables": '{"first": 3}'},
+        headers=tokens.headers("CUSTOMER"),
+    )
+    del request.headers["accept-encoding"]  # httpx's default asks for gzip
+    if accept is not None:
+        request.headers["accept-encoding"] = accept
+    response = await client.send(request)
+    assert response.status_code == 200 and "content-encoding" not in response.headers
+    vary = [v.strip().lower() for v in response.headers["vary"].split(",")]
+    assert "accept-encoding" in vary and "authorization" in vary
+    assert len(response.headers.get_list("vary")) == 1
+
+
 async def test_rate_limit_dry_run_prices_without_executing_or_charging(
     client: httpx.AsyncClient, tokens: Tokens
 ) -> None:
