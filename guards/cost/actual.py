@@ -135,6 +135,15 @@ class ActualCounter:
             self.sizes[key] = found
         return found
 
+    def priced_size(self, merged: Merged, ps: int | None) -> int:
+        """The size a response key's value was priced at (1 for one object)."""
+        first = merged.first
+        if not merged.sized:
+            return 1
+        if first.slicing or (first.size_from_parent and ps is not None):
+            return self.size(first, ps)
+        return first.fixed_size
+
     def objects(
         self, merged_map: dict[str, Merged], objs: list[Mapping[str, Any]], ps: int | None
     ) -> tuple[int, int]:
@@ -155,12 +164,7 @@ class ActualCounter:
                 continue
             cost += merged.extra * len(values)
             first = merged.first
-            if not merged.sized:
-                size = 1
-            elif first.slicing or (first.size_from_parent and ps is not None):
-                size = self.size(first, ps)
-            else:
-                size = first.fixed_size
+            size = self.priced_size(merged, ps)
             leaf_weight = merged.leaf_weight
             if leaf_weight is not None:
                 for value in values:
@@ -217,12 +221,7 @@ class ActualCounter:
             here = self.dynamic_extra(merged) if merged.dynamic else merged.extra
             if value is not None:
                 first = merged.first
-                if not merged.sized:
-                    size = 1
-                elif first.slicing or (first.size_from_parent and ps is not None):
-                    size = self.size(first, ps)
-                else:
-                    size = first.fixed_size
+                size = self.priced_size(merged, ps)
                 leaf_weight = merged.leaf_weight
                 if leaf_weight is not None:
                     here += self.count_leaves(merged, value, size) * leaf_weight
