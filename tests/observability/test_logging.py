@@ -9,8 +9,8 @@ from typing import Any
 
 import orjson
 import pytest
-from _pytest.logging import LogCaptureHandler
 import structlog
+from _pytest.logging import LogCaptureHandler
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from observability.logging import (
