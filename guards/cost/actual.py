@@ -184,12 +184,7 @@ class ActualCounter:
                         if type(item) is dict:
                             found.append(item)
                             continue
-                        if isinstance(item, list):
-                            c, n = self.nested(merged, item, child_ps)
-                        elif item is None:
-                            c, n = merged.null_weight, 0
-                        else:
-                            c, n = self.item(merged, item, child_ps)
+                        c, n = self.one(merged, item, child_ps)
                         cost += c
                         nodes += n
                 elif type(value) is dict:
@@ -213,71 +208,44 @@ class ActualCounter:
     def object(
         self, merged_map: dict[str, Merged], obj: Mapping[str, Any], ps: int | None
     ) -> tuple[int, int]:
+        """One object's count, field by field, each field clamped at 0 on its own: what
+        :meth:`objects` does not batch (priced arguments, negative weights, several types)."""
         cost = nodes = 0
         for key, merged in merged_map.items():
             value = obj.get(key, MISSING)
             if value is MISSING:
                 continue
             here = self.dynamic_extra(merged) if merged.dynamic else merged.extra
-            if value is not None:
-                first = merged.first
+            if value is None:
+                if merged.leaf_weight is None:
+                    here += merged.null_weight
+            elif merged.leaf_weight is not None:
                 size = self.priced_size(merged, ps)
-                leaf_weight = merged.leaf_weight
-                if leaf_weight is not None:
-                    here += self.count_leaves(merged, value, size) * leaf_weight
-                else:
-                    child_ps = size if first.parent_sized else None
-                    if merged.is_list and isinstance(value, list):
-                        if len(value) > size:
-                            self.overflow += 1
-                            value = value[:size]
-                        single = merged.single
-                        if single is not None:  # the common case, inlined for speed
-                            child_map = merged.child_maps.get(single) or self.child_map(
-                                merged, single
-                            )
-                            weight = merged.weights[single]
-                            for item in value:
-                                if type(item) is dict:
-                                    c, n = self.object(child_map, item, child_ps)
-                                    here += weight + c
-                                    nodes += n + 1
-                                    continue
-                                if isinstance(item, list):
-                                    c, n = self.nested(merged, item, child_ps)
-                                elif item is None:
-                                    c, n = merged.null_weight, 0
-                                else:
-                                    c, n = self.item(merged, item, child_ps)
-                                here += c
-                                nodes += n
-                            if here > 0:
-                                cost += here
-                            continue
-                        for item in value:
-                            if isinstance(item, list):
-                                c, n = self.nested(merged, item, child_ps)
-                            else:
-                                c, n = self.item(merged, item, child_ps)
-                            here += c
-                            nodes += n
-                    elif type(value) is dict and merged.single is not None:
-                        # One object of one possible type (a to-one relation, Money): what
-                        # item() does for it, without the two calls.
-                        single = merged.single
-                        child_map = merged.child_maps.get(single) or self.child_map(merged, single)
-                        c, n = self.object(child_map, value, child_ps)
-                        here += merged.weights[single] + c
-                        nodes += n + 1
-                    else:
-                        c, n = self.item(merged, value, child_ps)
+                here += self.count_leaves(merged, value, size) * merged.leaf_weight
+            else:
+                size = self.priced_size(merged, ps)
+                child_ps = size if merged.first.parent_sized else None
+                if merged.is_list and isinstance(value, list):
+                    if len(value) > size:
+                        self.overflow += 1
+                        value = value[:size]
+                    for item in value:
+                        c, n = self.one(merged, item, child_ps)
                         here += c
                         nodes += n
-            elif merged.leaf_weight is None:
-                here += merged.null_weight
+                else:
+                    c, n = self.item(merged, value, child_ps)
+                    here += c
+                    nodes += n
             if here > 0:
                 cost += here
         return cost, nodes
+
+    def one(self, merged: Merged, item: Any, child_ps: int | None) -> tuple[int, int]:
+        """One element of a list: an inner list (priced at the default size) or an item."""
+        if isinstance(item, list):
+            return self.nested(merged, item, child_ps)
+        return self.item(merged, item, child_ps)
 
     def nested(self, merged: Merged, value: list[Any], child_ps: int | None) -> tuple[int, int]:
         # Inner levels of a nested list were priced at the default list size.
@@ -287,10 +255,7 @@ class ActualCounter:
             value = value[:limit]
         cost = nodes = 0
         for item in value:
-            if isinstance(item, list):
-                c, n = self.nested(merged, item, child_ps)
-            else:
-                c, n = self.item(merged, item, child_ps)
+            c, n = self.one(merged, item, child_ps)
             cost += c
             nodes += n
         return cost, nodes
