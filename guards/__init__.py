@@ -23,7 +23,6 @@ from guards.gate import (
     count_tokens,
     inspect,
     parse,
-    select_operation,
 )
 from guards.limits import LIMIT_CODES, Limit, Limits, Mode, apply_limit, check_batch, limit_error
 
@@ -50,5 +49,4 @@ __all__ = [
     "limit_error",
     "parse",
     "price_document",
-    "select_operation",
 ]

@@ -43,7 +43,6 @@ __all__ = [
     "count_tokens",
     "inspect",
     "parse",
-    "select_operation",
 ]
 
 # Counts saturate here: a fan-out of 2**4000 is as refused as one of 2**62, and cheaper.
@@ -319,14 +318,6 @@ def _select(
         if operation.name is not None and operation.name.value == operation_name:
             return operation
     return None
-
-
-def select_operation(
-    document: DocumentNode, operation_name: str | None
-) -> OperationDefinitionNode | None:
-    """The operation ``operation_name`` selects (the only one when None), else None."""
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    return _select(operations, operation_name)
 
 
 def check_document(

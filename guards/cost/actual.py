@@ -137,12 +137,7 @@ class ActualCounter:
 
     def priced_size(self, merged: Merged, ps: int | None) -> int:
         """The size a response key's value was priced at (1 for one object)."""
-        first = merged.first
-        if not merged.sized:
-            return 1
-        if first.slicing or (first.size_from_parent and ps is not None):
-            return self.size(first, ps)
-        return first.fixed_size
+        return self.size(merged.first, ps) if merged.sized else 1
 
     def objects(
         self, merged_map: dict[str, Merged], objs: list[Mapping[str, Any]], ps: int | None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from typing import Any
 
 from graphql import (
@@ -16,6 +16,8 @@ from guards.cost.model import CostModel
 from guards.errors import GuardError
 from guards.gate import check_document
 from guards.limits import Limits, apply_limit
+
+_NOT_STATS = frozenset({"measured", "operation"})
 
 
 def check_estimate(
@@ -72,7 +74,9 @@ def price_document(
         errors.append(error.to_graphql())
         return result
     measured.extend(stats.measured)
-    result["stats"] = {k: v for k, v in asdict(stats).items() if k != "measured"}
+    result["stats"] = {  # the figures only: not the refusals, not the selected AST node
+        f.name: getattr(stats, f.name) for f in fields(stats) if f.name not in _NOT_STATS
+    }
     result["operationName"] = stats.operation_name
     result["operationType"] = stats.operation_type
     validation = validate(model.schema, document)

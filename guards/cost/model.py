@@ -23,6 +23,7 @@ from graphql import (
     GraphQLUnionType,
     OperationDefinitionNode,
     build_schema,
+    get_operation_ast,
 )
 from graphql.type import introspection_types
 
@@ -230,10 +231,7 @@ class CostModel:
 def _select_operation(
     document: DocumentNode, operation_name: str | None
 ) -> OperationDefinitionNode:
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    if operation_name is None and len(operations) == 1:
-        return operations[0]
-    for operation in operations:
-        if operation_name is not None and operation.name and operation.name.value == operation_name:
-            return operation
-    raise GuardError("GRAPHQL_VALIDATION_FAILED", "The operation to run cannot be determined.")
+    operation = get_operation_ast(document, operation_name)
+    if operation is None:
+        raise GuardError("GRAPHQL_VALIDATION_FAILED", "The operation to run cannot be determined.")
+    return operation

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -471,6 +472,8 @@ def test_price_document_reports_cost_breakdown_and_errors(model: CostModel) -> N
     )
     assert limited["cost"] == 10_152
     assert limited["errors"][0]["extensions"]["code"] == "COST_LIMIT_EXCEEDED"
+    # A report is data for a terminal or a CI job: it must serialize as JSON.
+    assert json.loads(json.dumps(report))["stats"]["depth"] == report["stats"]["depth"] > 0
 
 
 def test_price_document_reports_parse_validation_and_gate_errors(
