@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from resolvers.errors import BadUserInput
+from resolvers.errors import BadUserInput, UserErrorCode, UserFailure
 
 NODE_TYPES = frozenset({"User", "Product", "Order", "Review", "OrderItem"})
 
@@ -54,9 +54,19 @@ def from_global_id(global_id: str, expected: str | None = None) -> tuple[str, uu
         key = uuid.UUID(hex=hex_id)
     except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
         raise BadUserInput("Malformed id.", argument="id") from exc
-    if type_name not in NODE_TYPES or (expected is not None and type_name != expected):
+    if type_name != expected if expected is not None else type_name not in NODE_TYPES:
         raise BadUserInput("Malformed id.", argument="id")
     return type_name, key
+
+
+def input_id(global_id: str, type_name: str, field: list[str]) -> uuid.UUID:
+    """The key of a ``type_name`` id given as a mutation's input; a user error otherwise."""
+    try:
+        return from_global_id(global_id, type_name)[1]
+    except BadUserInput as exc:
+        raise UserFailure(
+            UserErrorCode.INVALID_INPUT, f"Not a valid {type_name} id.", field
+        ) from exc
 
 
 def encode_cursor(sort_value: Any, key: uuid.UUID) -> str:

@@ -26,7 +26,7 @@ from loaders.loaders import ORDER_ITEMS, ORDERS, PRODUCTS, REVIEWS, TENANTS
 from resolvers import outbox
 from resolvers.context import RequestContext
 from resolvers.errors import Forbidden, UserErrorCode, UserFailure
-from resolvers.ids import from_global_id
+from resolvers.ids import input_id
 
 IDEMPOTENCY: Table = IdempotencyRecord.__table__  # type: ignore[assignment]
 MAX_ITEMS = 50
@@ -46,15 +46,6 @@ class Outcome:
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def _decode(global_id: str, type_name: str, field: list[str]) -> uuid.UUID:
-    try:
-        return from_global_id(global_id, type_name)[1]
-    except Exception as exc:
-        raise UserFailure(
-            UserErrorCode.INVALID_INPUT, f"Not a valid {type_name} id.", field
-        ) from exc
 
 
 def _money(value: Decimal | str | None, field: list[str]) -> Decimal | None:
@@ -233,7 +224,7 @@ def _validate_items(items: list[tuple[str, int]]) -> dict[uuid.UUID, int]:
     quantities: dict[uuid.UUID, int] = {}
     for index, (product_id, quantity) in enumerate(items):
         path = ["items", str(index)]
-        pid = _decode(product_id, "Product", [*path, "productId"])
+        pid = input_id(product_id, "Product", [*path, "productId"])
         if not 1 <= quantity <= MAX_QUANTITY:
             raise UserFailure(
                 UserErrorCode.INVALID_INPUT,
@@ -303,7 +294,7 @@ async def _transition(
         raise Forbidden("Changing orders needs the scope write:orders.")
 
     async def work(conn: AsyncConnection) -> Outcome:
-        order_id = _decode(global_id, "Order", ["id"])
+        order_id = input_id(global_id, "Order", ["id"])
         row = (
             await conn.execute(
                 select(ORDERS).where(ORDERS.c.id == order_id, ORDERS.c.tenant_id == ctx.tenant_id)
@@ -404,7 +395,7 @@ async def add_review(
     user_id = ctx.require_user()
 
     async def work(conn: AsyncConnection) -> Outcome:
-        product_id = _decode(product_global_id, "Product", ["productId"])
+        product_id = input_id(product_global_id, "Product", ["productId"])
         if not 1 <= rating <= 5:
             raise UserFailure(UserErrorCode.INVALID_INPUT, "rating is 1 to 5.", ["rating"])
         if body is not None and len(body) > 5000:
@@ -530,7 +521,7 @@ async def update_product(
     _require_product_admin(ctx)
 
     async def work(conn: AsyncConnection) -> Outcome:
-        product_id = _decode(global_id, "Product", ["id"])
+        product_id = input_id(global_id, "Product", ["id"])
         _check_product_fields(changes.get("name"), None, changes.get("stock"))
         values = {k: v for k, v in changes.items() if v is not None}
         for key, field in (("price", "price"), ("unit_cost", "unitCost")):

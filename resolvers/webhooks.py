@@ -11,8 +11,6 @@ The signing secret is returned once, by ``webhookEndpointCreate`` and
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import uuid
 from collections.abc import Awaitable, Callable
@@ -29,7 +27,7 @@ from auth.webhooks import new_secret
 from database.ids import new_id
 from resolvers.context import RequestContext
 from resolvers.errors import BadUserInput, Forbidden, UserErrorCode, UserFailure
-from resolvers.ids import to_global_id
+from resolvers.ids import input_id, to_global_id
 from resolvers.outbox import DELIVERIES, ENDPOINTS, EVENTS, TOPICS
 
 WRITE_SCOPE = "write:webhooks"
@@ -74,21 +72,6 @@ def endpoint_global_id(endpoint_id: uuid.UUID) -> str:
 
 def delivery_global_id(delivery_id: uuid.UUID) -> str:
     return to_global_id(DELIVERY_TYPE, delivery_id)
-
-
-def _decode_endpoint(global_id: str) -> uuid.UUID:
-    try:
-        if not isinstance(global_id, str) or len(global_id) > 512:
-            raise ValueError("bad length")
-        raw = base64.urlsafe_b64decode(global_id + "=" * (-len(global_id) % 4))
-        type_name, _, hex_id = raw.decode("ascii").partition(":")
-        if type_name != ENDPOINT_TYPE:
-            raise ValueError("not an endpoint id")
-        return uuid.UUID(hex=hex_id)
-    except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
-        raise UserFailure(
-            UserErrorCode.INVALID_INPUT, "Not a valid WebhookEndpoint id.", ["id"]
-        ) from exc
 
 
 def _require_reader(ctx: RequestContext) -> uuid.UUID:
@@ -197,7 +180,7 @@ async def rotate_secret(
     grace = DEFAULT_GRACE_SECONDS if grace_seconds is None else grace_seconds
 
     async def work() -> EndpointOutcome:
-        endpoint_id = _decode_endpoint(global_id)
+        endpoint_id = input_id(global_id, ENDPOINT_TYPE, ["id"])
         if not 0 <= grace <= MAX_GRACE_SECONDS:
             raise UserFailure(
                 UserErrorCode.INVALID_INPUT,
@@ -230,7 +213,7 @@ async def delete_endpoint(ctx: RequestContext, global_id: str) -> DeleteOutcome:
     tenant_id = _require_writer(ctx)
 
     async def work() -> DeleteOutcome:
-        endpoint_id = _decode_endpoint(global_id)
+        endpoint_id = input_id(global_id, ENDPOINT_TYPE, ["id"])
         async with ctx.write() as conn:
             await _endpoint(conn, tenant_id, endpoint_id)
             event_ids = select(DELIVERIES.c.event_id).where(
