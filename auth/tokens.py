@@ -335,12 +335,12 @@ class TokenVerifier:
         except jwt.PyJWKClientError:
             raise AuthError("unknown signing key") from None
         self._failed_at = None
-        self._seen[kid] = jwk
         if jwk.algorithm_name not in self._algorithms:
             raise AuthError("algorithm not allowed")
         if hasattr(jwk.key, "private_bytes") or jwk.Algorithm.check_key_length(jwk.key):
             log.warning("JWKS URL served a private or weak key; refused")
             raise AuthError("unknown signing key")
+        self._seen[kid] = jwk  # kept for an outage only once it passed
         return jwk
 
     def _cooling_down(self) -> bool:

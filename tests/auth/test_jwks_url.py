@@ -218,3 +218,21 @@ def test_keys_seen_before_outlive_an_unreachable_jwks_url(
     with pytest.raises(AuthError, match="signing keys unavailable"):
         verifier.verify(_token(settings, rsa_keys_2, "k2"))
     assert jwks_server.fetches == 2  # one failed fetch, then nothing within the cooldown
+
+
+def test_a_key_refused_once_stays_refused_while_the_url_is_down(
+    jwks_server: JWKSServer, rsa_keys: KeyPair
+) -> None:
+    """A key the URL served with an algorithm this server does not accept is refused, and
+    remains refused from the keys kept for an outage: only keys that passed are kept."""
+    settings = _settings(jwks_server.url, jwks_cache_seconds=0.2, jwks_cooldown_seconds=30)
+    jwks_server.publish(public_jwk(rsa_keys, alg="RS384", kid="k1"))
+    verifier = TokenVerifier(settings)
+    token = _token(settings, rsa_keys, "k1")
+    with pytest.raises(AuthError, match="algorithm not allowed"):
+        verifier.verify(token)
+    jwks_server.down = True
+    time.sleep(0.3)  # the cached set expires; the next look-up fails and cools down
+    for _ in range(3):
+        with pytest.raises(AuthError):
+            verifier.verify(token)
