@@ -225,14 +225,22 @@ def _refusal(errors: list[dict[str, Any]]) -> str:
 
 def _check_pages(pipeline: Any, prepared: Any, coerced: dict[str, Any]) -> None:
     """Refuse page sizes as the resolvers will: ``resolvers.queries.page_args`` per field."""
-    from graphql import FieldNode, FragmentSpreadNode, InlineFragmentNode, get_named_type
+    from graphql import (
+        FieldNode,
+        FragmentDefinitionNode,
+        FragmentSpreadNode,
+        InlineFragmentNode,
+        get_named_type,
+    )
     from graphql.execution.values import VariableValues, get_argument_values
 
     from resolvers.errors import ApiError
     from resolvers.queries import page_args
 
     fragments = {
-        d.name.value: d for d in prepared.document.definitions if hasattr(d, "selection_set")
+        d.name.value: d
+        for d in prepared.document.definitions
+        if isinstance(d, FragmentDefinitionNode)
     }
     context: Any = argparse.Namespace(max_page_size=pipeline.limits.max_page_size)
     root = pipeline.schema.get_root_type(prepared.operation.operation)
@@ -324,7 +332,7 @@ def price_offline(
         report["errors"] = refused.errors
         report["measured"] = [m.to_graphql() for m in prepared.measured]
         return report, EXIT_REFUSED
-    report["measured"] = [m.to_graphql() for m in measured]
+    report["measured"] = [m.to_graphql() for m in (*prepared.measured, *measured)]
     try:
         coerced = pipeline.coerce_variables(prepared, params.variables)
     except OperationRefused as refused:

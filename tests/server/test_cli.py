@@ -523,3 +523,34 @@ def test_any_malformed_manifest_is_one_line(
         code = cli.main(["pq", command, str(manifest)])
         assert_one_line_error((code, capsys.readouterr().err))
     assert not (tmp / "absent.db").exists()
+
+
+def test_cost_of_an_unnamed_operation_with_fragments(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """An anonymous operation (the common shorthand) beside a fragment was a traceback:
+    the fragments were looked up by the name of every definition."""
+    path = tmp_path / "anonymous.graphql"
+    path.write_text("{ products(first: 5) { nodes { ...P } } }\nfragment P on Product { id }")
+    capsys.readouterr()
+    code = cli.main(["cost", str(path)])
+    captured = capsys.readouterr()
+    assert code == 0 and "Traceback" not in captured.err, captured.err
+    assert json.loads(captured.out)["cost"] > 0
+
+
+def test_cost_reports_what_the_gate_measured_too(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A limit in measure mode that the document exceeds is reported, as the server counts it."""
+    monkeypatch.setenv(
+        "TOLLGATE_LIMITS", json.dumps({"max_depth": "2", "max_depth_mode": "measure"})
+    )
+    path = tmp_path / "deep.graphql"
+    path.write_text("{ products(first: 5) { nodes { reviews(first: 2) { nodes { id } } } } }")
+    capsys.readouterr()
+    code = cli.main(["cost", str(path)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    codes = [m["extensions"]["code"] for m in json.loads(captured.out)["measured"]]
+    assert "DEPTH_LIMIT_EXCEEDED" in codes
