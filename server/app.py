@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import redis.asyncio as aioredis
+from graphql import GraphQLSchema
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -107,7 +108,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         apq_enabled=settings.apq,
     )
     verifier = TokenVerifier(settings.jwt())
-    response_cache = _response_cache(settings, sdl, redis_client, metrics)
+    response_cache = _response_cache(settings, pipeline.cost_model.schema, redis_client, metrics)
     endpoint = GraphQLEndpoint(
         settings=settings,
         pipeline=pipeline,
@@ -253,9 +254,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
 
 def _response_cache(
-    settings: Settings, sdl: str, redis_client: aioredis.Redis | None, metrics: Metrics | None
+    settings: Settings,
+    schema: GraphQLSchema,
+    redis_client: aioredis.Redis | None,
+    metrics: Metrics | None,
 ) -> ResponseCache | None:
-    """The response cache: in Redis when configured (shared), else in this process."""
+    """The response cache: in Redis when configured (shared), else in this process. ``schema``
+    is the one built from the SDL (its directives are read from the AST)."""
     if not settings.response_cache:
         return None
     store: ResponseStore
@@ -273,7 +278,7 @@ def _response_cache(
         )
     return ResponseCache(
         store,
-        CacheControl.from_sdl(sdl),
+        CacheControl(schema),
         hit_price=settings.response_cache_hit_price,
         metrics=metrics,
     )

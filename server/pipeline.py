@@ -100,6 +100,8 @@ class PreparedDocument:
     # until first asked; documents with @skip/@include are planned per request (conditional).
     fast_plan: Any = UNPLANNED
     conditional: bool = False
+    # The response cache's policy for it and its text's digest: None until first asked.
+    cache_analysis: Any = None
 
     def only_rate_limit(self) -> DocumentNode:
         """The operation reduced to its ``rateLimit`` and ``__typename`` root fields (a dry run)."""

@@ -24,7 +24,6 @@ import orjson
 from graphql import ExecutionResult
 
 from auth import Principal
-from guards.cache import LRUCache
 from guards.cachecontrol import CacheControl, CachePolicy, DocumentCacheInfo
 from guards.responsecache import (
     CachedResponse,
@@ -118,28 +117,26 @@ class ResponseCache:
         *,
         hit_price: int = 1,
         metrics: Metrics | None = None,
-        analyses: int = 1000,
     ) -> None:
         self.backend = store
         self.control = control
         self.hit_price = max(1, hit_price)
         self.metrics = metrics
         self.flights = SingleFlight()
-        self._analyses: LRUCache[DocumentCacheInfo] = LRUCache(analyses)
 
     def _count(self, event: str, count: int = 1) -> None:
         if self.metrics is not None:
             self.metrics.response_cache(event, count)
 
     def _analysis(self, text: str, prepared: Any) -> tuple[DocumentCacheInfo, str]:
-        # Keyed by the text's digest (about a microsecond), never by the text itself.
-        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-        key = (digest, prepared.operation_name)
-        info = self._analyses.get(key)
-        if info is None:
+        """The document's cache policy and the digest of its text, made once per prepared
+        document (the pipeline caches those per text) and kept on it."""
+        found: tuple[DocumentCacheInfo, str] | None = prepared.cache_analysis
+        if found is None:
+            digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
             info = self.control.analyse(prepared.document, prepared.operation_name)
-            self._analyses.put(key, info)
-        return info, digest
+            found = prepared.cache_analysis = (info, digest)
+        return found
 
     def begin(
         self,
