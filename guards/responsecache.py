@@ -114,8 +114,6 @@ class ResponseStore(Protocol):
 
     async def invalidate(self, partition: str, tags: Collection[str]) -> int: ...
 
-    async def close(self) -> None: ...
-
 
 @dataclass(slots=True)
 class _Slot:
@@ -215,9 +213,6 @@ class MemoryResponseStore:
                 if not members:
                     del self._tags[(slot_key[0], tag)]
 
-    async def close(self) -> None:
-        return None
-
 
 # Store only when no invalidation ran since the lookup (the generation did not move). The
 # entry's tags are kept in KEYS[3] so that a later store under the same key first leaves the
@@ -301,9 +296,6 @@ class RedisResponseStore:
         base = self._base(partition)
         keys = [base + "g", *(base + "t:" + t for t in sorted(set(tags)))]
         return int(await self._invalidate(keys=keys, args=[]))
-
-    async def close(self) -> None:
-        return None
 
 
 class SingleFlight:

@@ -25,6 +25,7 @@ from auth import policy
 from auth.egress import EgressGuard, UnsafeTarget
 from auth.webhooks import new_secret
 from database.ids import new_id
+from database.models import utcnow
 from resolvers.context import RequestContext
 from resolvers.errors import BadUserInput, Forbidden, UserErrorCode, UserFailure
 from resolvers.ids import input_id, to_global_id
@@ -86,10 +87,6 @@ def _require_writer(ctx: RequestContext) -> uuid.UUID:
     if not ctx.principal.has_scope(WRITE_SCOPE):
         raise Forbidden(f"Managing webhook endpoints needs the scope {WRITE_SCOPE}.")
     return tenant_id
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 async def _endpoint(
@@ -162,7 +159,7 @@ async def create_endpoint(ctx: RequestContext, url: str, topics: list[str]) -> E
                     secret=secret,
                     status="ENABLED",
                     consecutive_failures=0,
-                    created_at=_now(),
+                    created_at=utcnow(),
                 )
             )
             row = await _endpoint(conn, tenant_id, endpoint_id)
@@ -197,7 +194,7 @@ async def rotate_secret(
                     secret=secret,
                     previous_secret=current.secret if grace > 0 else None,
                     previous_secret_expires_at=(
-                        _now() + dt.timedelta(seconds=grace) if grace > 0 else None
+                        utcnow() + dt.timedelta(seconds=grace) if grace > 0 else None
                     ),
                 )
             )

@@ -510,8 +510,7 @@ class Operation:
         if self.dry_run or self.result is None:
             return 0
         assert self.prepared is not None
-        actual = self.prepared.plan.actual(self.result.data, self.params.variables or {})
-        return min(actual, self.estimate.requested)
+        return min(self.estimate.actual(self.result.data), self.estimate.requested)
 
     async def settle(self) -> Balance | None:
         """Refund the unused part of the debit; the balance, computed once."""

@@ -52,7 +52,6 @@ class CacheState:
     age: int = 0
     variables: dict[str, Any] = field(default_factory=dict)
     lead: Any = None
-    stored_at: float = 0.0
 
     def extension(self) -> dict[str, Any]:
         """``extensions.cache`` of the response."""
@@ -273,6 +272,3 @@ class ResponseCache:
             return
         self._count("invalidation")
         self._count("dropped", dropped)
-
-    async def close(self) -> None:
-        await self.backend.close()

@@ -150,11 +150,16 @@ class Settings(BaseSettings):
         return not self.production
 
     @property
+    def public_keys_configured(self) -> bool:
+        """Tokens are verified with public keys (a PEM file, a JWKS file or a JWKS URL)."""
+        return bool(self.jwt_public_key_file or self.jwt_jwks_file or self.jwt_jwks_url)
+
+    @property
     def effective_jwt_secret(self) -> str | None:
         """The demo secret outside production; production must configure its own."""
         if self.jwt_secret is not None and self.jwt_secret.get_secret_value():
             return self.jwt_secret.get_secret_value()
-        if self.production or self.jwt_public_key_file or self.jwt_jwks_file or self.jwt_jwks_url:
+        if self.production or self.public_keys_configured:
             return None
         return DEMO_JWT_SECRET
 
@@ -177,9 +182,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _production_needs_secrets(self) -> Settings:
-        if self.production and not (
-            self.jwt_secret or self.jwt_public_key_file or self.jwt_jwks_file or self.jwt_jwks_url
-        ):
+        if self.production and not (self.jwt_secret or self.public_keys_configured):
             raise ValueError(
                 "TOLLGATE_ENV=production needs TOLLGATE_JWT_SECRET, TOLLGATE_JWT_PUBLIC_KEY_FILE, "
                 "TOLLGATE_JWT_JWKS_FILE or TOLLGATE_JWT_JWKS_URL: there is no default secret "

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth.egress import EgressGuard, UnsafeTarget
 from auth.webhooks import EVENT_ID_HEADER, SIGNATURE_HEADER, signature_header
+from database.models import utcnow
 from observability import Metrics
 from resolvers import webhook_delivery as store
 from resolvers.webhook_delivery import Attempt, Job, RetryPolicy
@@ -166,10 +167,6 @@ class Sender:
         return Attempt(status_code=status)
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 class WebhookWorker:
     """Claims due deliveries and sends them, until stopped.
 
@@ -192,7 +189,7 @@ class WebhookWorker:
         worker_id: str | None = None,
         retention_seconds: float = 30 * 24 * 3600.0,
         prune_every_seconds: float = 3600.0,
-        now: Callable[[], dt.datetime] = _now,
+        now: Callable[[], dt.datetime] = utcnow,
         rng: random.Random | None = None,
     ) -> None:
         self.engine = engine
