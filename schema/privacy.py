@@ -9,8 +9,7 @@ from strawberry.types import Info
 
 from resolvers import privacy
 from schema.directives import Cost
-from schema.enums import UserErrorCode
-from schema.types import UserError
+from schema.types import UserError, user_errors
 
 # Reading every order, item, review and record of a user is about as heavy as a mutation.
 EXPORT_WEIGHT = 10
@@ -68,10 +67,7 @@ class PrivacyMutation:
         outcome = await privacy.erase_for(info.context, input.user_id)
         return PrivacyErasePayload(
             erased=outcome.erased,
-            user_errors=[
-                UserError(field=f.field, message=f.message, code=UserErrorCode(f.code))
-                for f in outcome.errors
-            ],
+            user_errors=user_errors(outcome.errors),
         )
 
 

@@ -8,7 +8,7 @@ import strawberry
 from strawberry.types import Info
 
 from resolvers import mutations, queries
-from resolvers.errors import BadUserInput, UserFailure
+from resolvers.errors import BadUserInput
 from schema import fields
 from schema.caching import PRIVATE, CacheControl
 from schema.directives import PAGE, ListSize
@@ -17,7 +17,6 @@ from schema.enums import (
     OrderStatus,
     ProductSortField,
     Role,
-    UserErrorCode,
 )
 from schema.inputs import (
     AddReviewInput,
@@ -40,6 +39,7 @@ from schema.types import (
     User,
     UserConnection,
     UserError,
+    user_errors,
 )
 
 MAX_NODES_IDS = 100
@@ -182,13 +182,6 @@ class ProductPayload:
     user_errors: list[UserError] = strawberry.field(description="Business-rule failures.")
 
 
-def _errors(outcome: mutations.Outcome) -> list[UserError]:
-    failures: list[UserFailure] = outcome.errors or []
-    return [
-        UserError(field=f.field, message=f.message, code=UserErrorCode(f.code)) for f in failures
-    ]
-
-
 def _row(outcome: mutations.Outcome, cls: Any) -> Any:
     return None if outcome.row is None else cls.from_row(outcome.row)
 
@@ -207,13 +200,15 @@ class Mutation:
             note=_opt(input.note),
         )
         return CreateOrderPayload(
-            order=_row(outcome, Order), user_errors=_errors(outcome), replayed=outcome.replayed
+            order=_row(outcome, Order),
+            user_errors=user_errors(outcome.errors),
+            replayed=outcome.replayed,
         )
 
     @strawberry.mutation(description="STAFF or ADMIN; scope write:orders. PENDING -> CONFIRMED.")
     async def confirm_order(self, info: Info, input: ConfirmOrderInput) -> OrderPayload:
         outcome = await mutations.confirm_order(info.context, input.id, input.expected_version)
-        return OrderPayload(order=_row(outcome, Order), user_errors=_errors(outcome))
+        return OrderPayload(order=_row(outcome, Order), user_errors=user_errors(outcome.errors))
 
     @strawberry.mutation(
         description="The order's customer while PENDING, or STAFF/ADMIN; scope write:orders. Restores stock."
@@ -222,7 +217,7 @@ class Mutation:
         outcome = await mutations.cancel_order(
             info.context, input.id, input.expected_version, _opt(input.reason)
         )
-        return OrderPayload(order=_row(outcome, Order), user_errors=_errors(outcome))
+        return OrderPayload(order=_row(outcome, Order), user_errors=user_errors(outcome.errors))
 
     @strawberry.mutation(
         description="A customer who ordered the product; one review per user and product."
@@ -231,7 +226,7 @@ class Mutation:
         outcome = await mutations.add_review(
             info.context, input.product_id, input.rating, _opt(input.body)
         )
-        return ReviewPayload(review=_row(outcome, Review), user_errors=_errors(outcome))
+        return ReviewPayload(review=_row(outcome, Review), user_errors=user_errors(outcome.errors))
 
     @strawberry.mutation(description="ADMIN; scope write:products.")
     async def create_product(self, info: Info, input: CreateProductInput) -> ProductPayload:
@@ -245,7 +240,9 @@ class Mutation:
             "stock": input.stock,
         }
         outcome = await mutations.create_product(info.context, values)
-        return ProductPayload(product=_row(outcome, Product), user_errors=_errors(outcome))
+        return ProductPayload(
+            product=_row(outcome, Product), user_errors=user_errors(outcome.errors)
+        )
 
     @strawberry.mutation(description="ADMIN; scope write:products.")
     async def update_product(self, info: Info, input: UpdateProductInput) -> ProductPayload:
@@ -259,7 +256,9 @@ class Mutation:
         outcome = await mutations.update_product(
             info.context, input.id, input.expected_version, changes
         )
-        return ProductPayload(product=_row(outcome, Product), user_errors=_errors(outcome))
+        return ProductPayload(
+            product=_row(outcome, Product), user_errors=user_errors(outcome.errors)
+        )
 
 
 __all__ = ["Mutation", "OrderSortField", "ProductSortField", "Query"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -11,6 +11,7 @@ import strawberry
 from strawberry.types import Info
 
 from loaders import Page
+from resolvers.errors import UserFailure
 from resolvers.ids import encode_cursor, to_global_id
 from schema import fields
 from schema.caching import INHERIT, PRIVATE, CacheControl
@@ -391,6 +392,14 @@ class UserError:
     code: UserErrorCode = strawberry.field(description="What went wrong, for programs.")
 
 
+def user_errors(failures: Iterable[UserFailure] | None) -> list[UserError]:
+    """A payload's ``userErrors``: one per failure a resolver reported."""
+    return [
+        UserError(field=f.field, message=f.message, code=UserErrorCode(f.code))
+        for f in failures or ()
+    ]
+
+
 __all__ = [
     "Money",
     "Node",
@@ -411,4 +420,5 @@ __all__ = [
     "UserEdge",
     "UserError",
     "money",
+    "user_errors",
 ]

@@ -15,10 +15,8 @@ import strawberry
 from strawberry.types import Info
 
 from resolvers import webhooks
-from resolvers.errors import UserFailure
 from schema.directives import ListSize
-from schema.enums import UserErrorCode
-from schema.types import UserError
+from schema.types import UserError, user_errors
 
 Row = Any
 
@@ -179,17 +177,11 @@ class WebhookEndpointDeletePayload:
     user_errors: list[UserError] = strawberry.field(description="NOT_FOUND, INVALID_INPUT.")
 
 
-def _errors(failures: list[UserFailure]) -> list[UserError]:
-    return [
-        UserError(field=f.field, message=f.message, code=UserErrorCode(f.code)) for f in failures
-    ]
-
-
 def _secret_payload(outcome: webhooks.EndpointOutcome) -> WebhookEndpointSecretPayload:
     return WebhookEndpointSecretPayload(
         endpoint=None if outcome.row is None else WebhookEndpoint.from_row(outcome.row),
         secret=outcome.secret,
-        user_errors=_errors(outcome.errors),
+        user_errors=user_errors(outcome.errors),
     )
 
 
@@ -228,7 +220,7 @@ class WebhookMutation:
         outcome = await webhooks.delete_endpoint(info.context, input.id)
         return WebhookEndpointDeletePayload(
             deleted_id=None if outcome.deleted_id is None else strawberry.ID(outcome.deleted_id),
-            user_errors=_errors(outcome.errors),
+            user_errors=user_errors(outcome.errors),
         )
 
     @strawberry.mutation(
