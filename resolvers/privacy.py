@@ -30,6 +30,7 @@ from database.engine import tenant_transaction
 from resolvers.context import RequestContext
 from resolvers.errors import ApiError, BadUserInput, Forbidden, UserErrorCode, UserFailure
 from resolvers.ids import from_global_id, to_global_id
+from resolvers.outbox import iso
 
 PRIVACY_SCOPE = "privacy:admin"
 ERASED_NAME = "Erased user"
@@ -87,14 +88,6 @@ class EraseOutcome:
 def _log() -> Any:
     # structlog directly (configured by the server): resolvers import no observability code.
     return structlog.get_logger(LOGGER_NAME)
-
-
-def _iso(value: dt.datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def _money(value: Decimal) -> str:
@@ -205,7 +198,7 @@ async def _collect(
         )
     return {
         "format": EXPORT_FORMAT,
-        "exportedAt": _iso(_now()),
+        "exportedAt": iso(_now()),
         "tenant": {"id": str(tenant_id), "slug": tenant.slug, "name": tenant.name},
         "user": {
             "id": to_global_id("User", user.id),
@@ -213,7 +206,7 @@ async def _collect(
             "name": user.name,
             "email": user.email,
             "role": user.role,
-            "createdAt": _iso(user.created_at),
+            "createdAt": iso(user.created_at),
         },
         "orders": [
             {
@@ -224,8 +217,8 @@ async def _collect(
                 "total": _money(order.total),
                 "note": order.note,
                 "internalNote": order.internal_note,
-                "createdAt": _iso(order.created_at),
-                "updatedAt": _iso(order.updated_at),
+                "createdAt": iso(order.created_at),
+                "updatedAt": iso(order.updated_at),
                 "items": items_by_order.get(order.id, []),
             }
             for order in orders
@@ -237,7 +230,7 @@ async def _collect(
                 "productName": review.product_name,
                 "rating": review.rating,
                 "body": review.body,
-                "createdAt": _iso(review.created_at),
+                "createdAt": iso(review.created_at),
             }
             for review in reviews
         ],
@@ -247,7 +240,7 @@ async def _collect(
                 "orderId": None
                 if record.order_id is None
                 else to_global_id("Order", record.order_id),
-                "createdAt": _iso(record.created_at),
+                "createdAt": iso(record.created_at),
             }
             for record in records
         ],

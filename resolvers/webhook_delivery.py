@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from database import models
 from database.engine import set_tenant, tenant_transaction
+from database.models import as_utc
 from resolvers.outbox import DELIVERIES, ENDPOINTS, EVENTS
 
 TENANTS: Table = models.Tenant.__table__  # type: ignore[assignment]
@@ -77,11 +78,6 @@ class Attempt:
     @property
     def ok(self) -> bool:
         return self.status_code is not None and 200 <= self.status_code < 300
-
-
-def _utc(value: dt.datetime) -> dt.datetime:
-    # SQLite hands back naive datetimes; every stored time is UTC.
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
 
 
 def _due(now: dt.datetime) -> Any:
@@ -181,7 +177,7 @@ async def claim(
     for row in rows:
         secrets: tuple[str, ...] = (row.secret,)
         expires = row.previous_secret_expires_at
-        if row.previous_secret and expires is not None and _utc(expires) > now:
+        if row.previous_secret and expires is not None and as_utc(expires) > now:
             secrets = (row.secret, row.previous_secret)
         jobs.append(
             Job(
@@ -194,7 +190,7 @@ async def claim(
                 url=row.url,
                 secrets=secrets,
                 attempts=row.attempts,
-                created_at=_utc(row.created_at),
+                created_at=as_utc(row.created_at),
             )
         )
     return jobs
@@ -289,7 +285,7 @@ async def record(
         ).first()
         if state is None:
             return "failed" if final else "retry"
-        failures, since = state.consecutive_failures, _utc(state.failing_since)
+        failures, since = state.consecutive_failures, as_utc(state.failing_since)
         disable = (
             state.status == "ENABLED"
             and failures >= policy.disable_after_failures
