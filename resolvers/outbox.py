@@ -26,10 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from database import models
 from database.ids import new_id
+from loaders.loaders import ORDER_ITEMS, TENANTS
 from resolvers.ids import to_global_id
 
-TENANTS: Table = models.Tenant.__table__  # type: ignore[assignment]
-ORDER_ITEMS: Table = models.OrderItem.__table__  # type: ignore[assignment]
 ENDPOINTS: Table = models.WebhookEndpoint.__table__  # type: ignore[assignment]
 EVENTS: Table = models.WebhookEvent.__table__  # type: ignore[assignment]
 DELIVERIES: Table = models.WebhookDelivery.__table__  # type: ignore[assignment]

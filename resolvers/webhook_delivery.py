@@ -21,15 +21,14 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Table, and_, delete, exists, func, or_, select, update
+from sqlalchemy import and_, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from database import models
 from database.engine import set_tenant, tenant_transaction
 from database.models import as_utc
+from loaders.loaders import TENANTS
 from resolvers.outbox import DELIVERIES, ENDPOINTS, EVENTS
 
-TENANTS: Table = models.Tenant.__table__  # type: ignore[assignment]
 MAX_ERROR_LENGTH = 400
 
 
